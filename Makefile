@@ -1,0 +1,30 @@
+# The only set-up a newcomer needs: `make serve` or `make test` on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+# torch 2.13.0 is the CPU wheel this kind of machine holds; it must come before the project,
+# or the project's torch range would pull a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+
+.PHONY: serve test lint typecheck pytest clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+serve: $(BIN)/.installed
+	$(BIN)/python -m service --host $(HOST) --port $(PORT)
+
+test: $(BIN)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy --strict service tests bench
+	$(BIN)/pytest -W error
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

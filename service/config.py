@@ -1,0 +1,21 @@
+"""Deployment settings, read from the environment with the prefix WEIGHTGEN_."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One object, built once at start-up and passed to `create_app`."""
+
+    model_config = SettingsConfigDict(env_prefix="WEIGHTGEN_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_elements: int = Field(2**32, ge=1, description="elements per tensor")
+    max_bytes: int = Field(2**34, ge=1, description="payload bytes per tensor")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="request body size")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
