@@ -594,21 +594,17 @@ def variance_scaling(
 
 
 def _vs_scheme(ctx: _Ctx) -> SchemePlan:
-    p = ctx.params
+    factor, mode, dist = ctx.num("factor"), ctx.word("mode"), ctx.word("distribution")
+    tf1_mode = {"fan_in": "FAN_IN", "fan_out": "FAN_OUT", "fan_avg": "FAN_AVG"}.get(mode, mode)
     call = {
-        "keras": "keras.initializers.VarianceScaling(scale, mode, distribution)",
-        "jax": "jax.nn.initializers.variance_scaling(scale, mode, distribution)",
-        "tf1": "tf.contrib.layers.variance_scaling_initializer(factor, mode, uniform)",
+        "keras": f"keras.initializers.VarianceScaling({_g(factor)}, {mode!r}, {dist!r})",
+        "jax": f"jax.nn.initializers.variance_scaling({_g(factor)}, {mode!r}, {dist!r})",
+        "tf1": f"tf.contrib.layers.variance_scaling_initializer({_g(factor)}, {tf1_mode!r}, "
+        f"uniform={dist == 'uniform'})",
         "torch": "variance scaling with torch's fan rule (torch.nn.init has no such function)",
         "caffe": "variance scaling with Caffe's fan rule (Caffe xavier/msra generalised)",
     }[ctx.rule.name]
-    return variance_scaling(
-        ctx,
-        ctx.num("factor"),
-        p["mode"],  # type: ignore[arg-type]
-        p["distribution"],  # type: ignore[arg-type]
-        call,
-    )
+    return variance_scaling(ctx, factor, mode, dist, call)  # type: ignore[arg-type]
 
 
 def _preset(
@@ -635,11 +631,11 @@ def _torch_xavier(ctx: _Ctx, normal: bool) -> SchemePlan:
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     formula = f"std = {_g(gain)}·√(2/({_g(fan_in)} + {_g(fan_out)})) = {_g(std)}"
     if normal:
-        law, call = normal_law(0.0, std), "torch.nn.init.xavier_normal_(gain)"
+        law, call = normal_law(0.0, std), f"torch.nn.init.xavier_normal_(gain={_g(gain)})"
         formula += "; N(0, std²)"
     else:
         bound = math.sqrt(3.0) * std
-        law, call = uniform_law(-bound, bound), "torch.nn.init.xavier_uniform_(gain)"
+        law, call = uniform_law(-bound, bound), f"torch.nn.init.xavier_uniform_(gain={_g(gain)})"
         formula += f"; bound = √3·std = {_g(bound)}; U(−bound, bound)"
     n = (fan_in + fan_out) / 2.0
     return ctx.plan(
@@ -667,7 +663,7 @@ def _torch_kaiming(ctx: _Ctx, normal: bool) -> SchemePlan:
         f"std = gain/√{_g(fan)} = {_g(std)}"
     )
     name = "kaiming_normal_" if normal else "kaiming_uniform_"
-    call = f"torch.nn.init.{name}(a, mode, nonlinearity)"
+    call = f"torch.nn.init.{name}(a={_g(slope)}, mode={mode!r}, nonlinearity={nonlinearity!r})"
     if normal:
         law = normal_law(0.0, std)
         formula += "; N(0, std²)"
@@ -681,10 +677,12 @@ def _torch_kaiming(ctx: _Ctx, normal: bool) -> SchemePlan:
     )  # fmt: skip
 
 
-def _caffe_filler(scale: float, normal: bool, call: str) -> Callable[[_Ctx], SchemePlan]:
+def _caffe_filler(scale: float, normal: bool, filler: str) -> Callable[[_Ctx], SchemePlan]:
     def build(ctx: _Ctx) -> SchemePlan:
         dist: Distribution = "untruncated_normal" if normal else "uniform"
         mode: Mode = ctx.params["mode"]  # type: ignore[assignment]
+        norm = {"fan_in": "FAN_IN", "fan_out": "FAN_OUT", "fan_avg": "AVERAGE"}.get(mode, mode)
+        call = f"Caffe {filler} filler (variance_norm={norm})"
         return variance_scaling(ctx, scale, mode, dist, call)
 
     return build
@@ -971,7 +969,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "Caffe's xavier filler: U(±√(3/n)), n by variance_norm (default FAN_IN = LeCun!)",
             "L = √(3/n); n = fan_in (FAN_IN) | fan_out (FAN_OUT) | (fan_in+fan_out)/2 (AVERAGE)",
             "Caffe filler.hpp XavierFiller",
-            _caffe_filler(1.0, False, "Caffe xavier filler (variance_norm)"),
+            _caffe_filler(1.0, False, "xavier"),
             {"caffe": {"mode": "fan_in"}},
         ),
         Scheme(
@@ -979,7 +977,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "Caffe's msra filler: N(0, 2/n), n by variance_norm (default FAN_IN = He normal)",
             "σ = √(2/n), untruncated",
             "Caffe filler.hpp MSRAFiller; He et al. 2015",
-            _caffe_filler(2.0, True, "Caffe msra filler (variance_norm)"),
+            _caffe_filler(2.0, True, "msra"),
             {"caffe": {"mode": "fan_in"}},
         ),
         Scheme(

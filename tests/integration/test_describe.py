@@ -1,0 +1,186 @@
+"""POST /v1/tensors/describe, GET /v1/schemes and errors, through the ASGI app."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service import schemes
+
+PROBLEM = "application/problem+json"
+
+
+def describe(client: TestClient, **body: object) -> dict[str, object]:
+    r = client.post("/v1/tensors/describe", json=body)
+    assert r.status_code == 200, r.text
+    data: dict[str, object] = r.json()
+    return data
+
+
+def test_describe_keras_he_normal_worked_example(client: TestClient) -> None:
+    data = describe(client, shape=[3, 3, 32, 64], scheme="he_normal", seed=7)
+    plan = data["plan"]
+    assert isinstance(plan, dict)
+    assert (plan["fan_in"], plan["fan_out"]) == (288, 576)
+    assert math.isclose(plan["stddev"], math.sqrt(2 / 288) / 0.87962566103423978, rel_tol=1e-12)
+    assert math.isclose(plan["limit"], 0.189475, rel_tol=1e-5)
+    assert math.isclose(plan["effective_std"], math.sqrt(2 / 288), rel_tol=1e-12)
+    assert plan["kind"] == "truncated_normal"
+    assert data["request"] == {
+        "shape": [3, 3, 32, 64],
+        "scheme": "he_normal",
+        "convention": "keras",
+        "seed": 7,
+        "name": "weight",
+        "dtype": "float32",
+    }
+    assert (data["numel"], data["nbytes"], data["seed_source"]) == (18432, 73728, "request")
+
+
+def test_describe_torch_linear_default(client: TestClient) -> None:
+    data = describe(
+        client,
+        shape=[256, 128],
+        scheme="kaiming_uniform",
+        convention="torch",
+        negative_slope=5**0.5,
+    )
+    plan = data["plan"]
+    assert isinstance(plan, dict)
+    assert math.isclose(plan["limit"], 1 / math.sqrt(128), rel_tol=1e-12)
+    assert data["seed_source"] == "service"
+
+
+def test_describe_tf1_default(client: TestClient) -> None:
+    body = {"shape": [3, 3, 32, 64], "scheme": "variance_scaling", "convention": "tf1"}
+    plan = describe(client, **body)["plan"]
+    assert isinstance(plan, dict)
+    assert math.isclose(plan["stddev"], math.sqrt(1.3 * 2 / 288), rel_tol=1e-12)
+
+
+def test_a_seed_above_2_63_round_trips(client: TestClient) -> None:
+    assert describe(client, shape=[2], scheme="zeros", seed=2**64 - 1)["seed"] == 2**64 - 1
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer", "text"),
+    [
+        ({"shape": [4, 4], "scheme": "he_normal", "foo": 1}, "#/foo", "Extra inputs"),
+        ({"shape": [4, -1], "scheme": "he_normal"}, "#/shape/1", "greater than or equal to 0"),
+        ({"shape": [1.5], "scheme": "he_normal"}, "#/shape/0", "valid integer"),
+        ({"shape": "4x4", "scheme": "he_normal"}, "#/shape", "valid list"),
+        ({"shape": [1] * 9, "scheme": "he_normal"}, "#/shape", "at most 8"),
+        ({"shape": [4], "scheme": "he_normal", "seed": 2**64}, "#/seed", "less than or equal"),
+        ({"shape": [4], "scheme": "he_normal", "convention": "mx"}, "#/convention", "'keras'"),
+        ({"shape": [4], "scheme": "he_normal", "dtype": "int8"}, "#/dtype", "'float32'"),
+        ({"shape": [4], "scheme": "normal", "std": -1}, "#/std", "greater than or equal"),
+        ({"shape": [4], "scheme": "he_normal", "name": "../etc"}, "#/name", "pattern"),
+        ({"scheme": "he_normal"}, "#/shape", "Field required"),
+    ],
+)
+def test_invalid_bodies_are_problems_with_pointers(
+    client: TestClient, body: dict[str, object], pointer: str, text: str
+) -> None:
+    r = client.post("/v1/tensors/describe", json=body)
+    assert r.status_code == 422
+    assert r.headers["content-type"] == PROBLEM
+    problem = r.json()
+    assert problem["status"] == 422
+    assert problem["type"] == "urn:weightgen:problem:invalid-request"
+    assert any(e["pointer"] == pointer for e in problem["errors"]), problem
+    assert text in problem["detail"]
+    assert "received" in problem["detail"] or "required" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "slug", "text"),
+    [
+        (
+            {"shape": [4], "scheme": "he_normal", "convention": "torch"},
+            "invalid-shape",
+            "fewer than 2",
+        ),
+        (
+            {"shape": [4, 4], "scheme": "xavir"},
+            "invalid-scheme",
+            "unknown scheme 'xavir'; expected one of",
+        ),
+        (
+            {"shape": [4, 4], "scheme": "he_normal", "gain": 2},
+            "invalid-scheme",
+            "does not take gain",
+        ),
+        (
+            {"shape": [4, 4], "scheme": "zeros", "dtype": "bfloat16", "format": "npy"},
+            "unsupported-combination",
+            "safetensors",
+        ),
+        ({"shape": [2**13, 2**12], "scheme": "zeros"}, "limit-exceeded", "at most 16777216"),
+    ],
+)
+def test_domain_errors_are_422_problems(
+    client: TestClient, body: dict[str, object], slug: str, text: str
+) -> None:
+    r = client.post("/v1/tensors/describe", json=body)
+    assert r.status_code == 422
+    assert r.headers["content-type"] == PROBLEM
+    assert r.json()["type"] == f"urn:weightgen:problem:{slug}"
+    assert text in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        (b"{not json", {"content-type": "application/json"}),
+        (b"[1, 2]", {"content-type": "application/json"}),
+        (b"", {"content-type": "application/json"}),
+        (b"\xff\xfe", {"content-type": "application/json"}),
+        (b'{"shape": [4], "scheme": "zeros"}', {"content-type": "text/plain"}),
+    ],
+)
+def test_malformed_bodies_are_problems_not_500(
+    client: TestClient, content: bytes, headers: dict[str, str]
+) -> None:
+    r = client.post("/v1/tensors/describe", content=content, headers=headers)
+    assert r.status_code == 422
+    assert r.headers["content-type"] == PROBLEM
+
+
+def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
+    r = client.get("/v2/nothing")
+    assert (r.status_code, r.headers["content-type"]) == (404, PROBLEM)
+    r = client.delete("/v1/schemes")
+    assert (r.status_code, r.headers["content-type"]) == (405, PROBLEM)
+    assert "DELETE is not allowed" in r.json()["detail"]
+
+
+def test_catalogue_lists_every_scheme_alias_and_convention(client: TestClient) -> None:
+    r = client.get("/v1/schemes")
+    assert r.status_code == 200
+    data = r.json()
+    assert {s["name"] for s in data["schemes"]} == set(schemes.SCHEMES)
+    aliases = {a for s in data["schemes"] for a in s["aliases"]}
+    assert aliases == set(schemes.ALIASES)
+    assert [c["name"] for c in data["conventions"]] == list(schemes.CONVENTIONS)
+    vs = next(s for s in data["schemes"] if s["name"] == "variance_scaling")
+    tf1 = {p["name"]: p for p in vs["conventions"]["tf1"]["params"]}
+    assert tf1["factor"]["default"] == 2.0
+    assert tf1["factor"]["exclusive_minimum"] == 0.0
+    constant = next(s for s in data["schemes"] if s["name"] == "constant")
+    assert constant["conventions"]["torch"]["params"][0]["required"] is True
+
+
+def test_openapi_documents_the_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/v1/tensors/describe" in spec["paths"]
+    assert "/v1/schemes" in spec["paths"]
+    body = spec["components"]["schemas"]["TensorRequest"]
+    assert body["additionalProperties"] is False
+    assert "he_normal" in body["properties"]["scheme"]["enum"]
+
+
+def test_health_probes(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}

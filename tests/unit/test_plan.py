@@ -1,0 +1,61 @@
+"""service.plan: limits, dtype x format, seeds and the canonical request."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import LimitExceeded, ShapeError, UnsupportedCombination
+from service.plan import Limits, TensorSpec, plan
+from service.schemes import Params
+
+LIMITS = Limits(max_elements=1000, max_bytes=2000)
+
+
+def test_plan_counts_elements_and_bytes() -> None:
+    p = plan(TensorSpec((10, 20), "he_normal", dtype="float64", seed=3), Limits(10**6, 10**7))
+    assert (p.numel, p.nbytes, p.seed, p.seed_source) == (200, 1600, 3, "request")
+
+
+def test_the_service_picks_a_seed_when_none_is_given() -> None:
+    seeds = {plan(TensorSpec((2, 2), "zeros"), LIMITS).seed for _ in range(8)}
+    assert len(seeds) == 8
+    assert all(0 <= s < 2**64 for s in seeds)
+    assert plan(TensorSpec((2, 2), "zeros"), LIMITS).seed_source == "service"
+
+
+def test_limits_name_the_setting() -> None:
+    with pytest.raises(LimitExceeded, match=r"1001 elements.*at most 1000.*MAX_ELEMENTS"):
+        plan(TensorSpec((7, 143), "zeros"), LIMITS)
+    with pytest.raises(LimitExceeded, match=r"4000 bytes.*at most 2000.*MAX_BYTES"):
+        plan(TensorSpec((500,), "zeros", dtype="float64"), LIMITS)
+
+
+def test_rank_above_eight_is_refused() -> None:
+    with pytest.raises(ShapeError, match="rank 9; ranks 0 … 8"):
+        plan(TensorSpec((1,) * 9, "zeros"), LIMITS)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float8_e4m3fn", "float8_e5m2"])
+def test_npy_refuses_dtypes_numpy_lacks(dtype: str) -> None:
+    refused = TensorSpec((2,), "zeros", dtype=dtype, format="npy")  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedCombination, match=rf"{dtype} cannot .* npy.*safetensors"):
+        plan(refused, LIMITS)
+    accepted = TensorSpec((2,), "zeros", dtype=dtype, format="safetensors")  # type: ignore[arg-type]
+    assert plan(accepted, LIMITS).nbytes > 0
+
+
+def test_canonical_request_resolves_aliases_and_defaults() -> None:
+    a = plan(TensorSpec((8, 4), "kaiming_uniform", "torch", seed=1), LIMITS).canonical()
+    b = plan(
+        TensorSpec(
+            (8, 4),
+            "he_uniform",
+            "torch",
+            Params(mode="fan_in", negative_slope=0.0, nonlinearity="leaky_relu"),
+            seed=1,
+        ),
+        LIMITS,
+    ).canonical()
+    assert a == b
+    assert a["scheme"] == "he_uniform"
+    assert a["nonlinearity"] == "leaky_relu"
