@@ -18,4 +18,10 @@ class Settings(BaseSettings):
     max_elements: int = Field(2**32, ge=1, description="elements per tensor")
     max_bytes: int = Field(2**34, ge=1, description="payload bytes per tensor")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="request body size")
+    engine: Literal["numpy", "torch"] = Field(
+        "numpy", description="CPU engine; torch also serves CUDA when a device is present"
+    )
+    devices: tuple[Literal["cpu", "cuda"], ...] = Field(
+        ("cpu", "cuda"), description="devices a request may ask for"
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

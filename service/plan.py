@@ -10,8 +10,9 @@ import secrets
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
-from service import schemes
+from service import rng, schemes
 from service.dtypes import DType, DTypeName, FormatName, dtype
+from service.engines import Engine, Engines, Sampling
 from service.errors import LimitExceeded, ShapeError
 from service.schemes import Convention, FanSpec, Params, SchemePlan, Shape
 
@@ -50,12 +51,18 @@ class Plan:
     numel: int
     nbytes: int
     seed_source: Literal["request", "service"]
+    engine: Engine
+    device: str
+    algorithm: str = rng.ALGORITHM
 
     @property
     def seed(self) -> int:
         if self.spec.seed is None:  # plan() always fills it
             raise ValueError("a Plan without a seed")
         return self.spec.seed
+
+    def sampling(self) -> Sampling:
+        return Sampling(self.scheme, self.seed, self.spec.name, self.dtype)
 
     def canonical(self) -> dict[str, object]:
         """The request with every default resolved: equal requests give equal dicts."""
@@ -76,7 +83,7 @@ class Plan:
         return out
 
 
-def plan(spec: TensorSpec, limits: Limits) -> Plan:
+def plan(spec: TensorSpec, limits: Limits, engines: Engines) -> Plan:
     """Resolve `spec` or raise the domain error that says what is wrong and what is allowed."""
     if len(spec.shape) > MAX_RANK:
         raise ShapeError(
@@ -96,8 +103,9 @@ def plan(spec: TensorSpec, limits: Limits) -> Plan:
             f"most {limits.max_bytes} bytes per tensor (WEIGHTGEN_MAX_BYTES)"
         )
     scheme = schemes.resolve(spec.scheme, spec.shape, spec.convention, spec.params, spec.fans)
+    engine, device = engines.select(spec.device)
     source: Literal["request", "service"] = "request"
     if spec.seed is None:
         spec = replace(spec, seed=secrets.randbits(64))
         source = "service"
-    return Plan(spec, scheme, dt, numel, nbytes, source)
+    return Plan(spec, scheme, dt, numel, nbytes, source, engine, device)

@@ -8,6 +8,7 @@ from service import __version__
 from service.api import problems
 from service.api.routes import router
 from service.config import Settings
+from service.engines import Engines
 from service.plan import Limits
 
 
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.limits = Limits(settings.max_elements, settings.max_bytes)
+    app.state.engines = Engines(settings.engine, settings.devices)
     problems.install(app)
     app.include_router(router)
     return app

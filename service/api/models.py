@@ -168,6 +168,9 @@ class DescribeResponse(BaseModel):
     nbytes: int = Field(description="bytes of tensor data, without any file header")
     seed: int
     seed_source: str = Field(description="request, or service when the service picked it")
+    engine: str
+    device: str
+    algorithm: str = Field(description="the generator's version: same value, same bytes")
 
     @classmethod
     def of(cls, p: Plan) -> DescribeResponse:
@@ -178,4 +181,7 @@ class DescribeResponse(BaseModel):
             nbytes=p.nbytes,
             seed=p.seed,
             seed_source=p.seed_source,
+            engine=p.engine.name,
+            device=p.device,
+            algorithm=p.algorithm,
         )

@@ -183,4 +183,18 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
 
 def test_health_probes(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
+    assert client.get("/readyz").json() == {
+        "status": "ready",
+        "engine": "numpy",
+        "devices": ["cpu"],
+    }
+
+
+def test_cuda_on_a_cpu_deployment_is_a_503_problem(client: TestClient) -> None:
+    r = client.post(
+        "/v1/tensors/describe", json={"shape": [2], "scheme": "zeros", "device": "cuda"}
+    )
+    assert r.status_code == 503
+    assert r.headers["content-type"] == PROBLEM
+    assert int(r.headers["retry-after"]) > 0
+    assert "not available" in r.json()["detail"]

@@ -24,12 +24,12 @@ FORBIDDEN = {
     },
     "dtypes": {"numpy", "torch", "fastapi", "pydantic", "starlette", "service.api"},
     "errors": {"numpy", "torch", "fastapi", "pydantic", "starlette", "service"},
-    "rng": {"fastapi", "pydantic", "starlette", "service.api", "service.plan"},
+    "rng": {"numpy", "torch", "fastapi", "pydantic", "starlette", "service.api", "service.plan"},
     "plan": {"fastapi", "pydantic", "starlette", "service.api"},
     "engines": {"fastapi", "pydantic", "starlette", "service.api", "service.plan"},
     "formats": {"torch", "fastapi", "pydantic", "starlette", "service.api", "service.plan"},
 }
-STDLIB_ONLY = {"schemes", "errors", "dtypes"}
+STDLIB_ONLY = {"schemes", "errors", "dtypes", "rng"}
 
 
 def imports(path: Path) -> set[str]:

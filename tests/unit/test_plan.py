@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from service.errors import LimitExceeded, ShapeError, UnsupportedCombination
-from service.plan import Limits, TensorSpec, plan
+from service.engines import Engines
+from service.errors import LimitExceeded, ShapeError, Unavailable, UnsupportedCombination
+from service.plan import Limits, TensorSpec
+from service.plan import plan as make_plan
 from service.schemes import Params
 
 LIMITS = Limits(max_elements=1000, max_bytes=2000)
+ENGINES = Engines("numpy")
+
+
+def plan(spec: TensorSpec, limits: Limits = LIMITS):  # type: ignore[no-untyped-def]
+    return make_plan(spec, limits, ENGINES)
 
 
 def test_plan_counts_elements_and_bytes() -> None:
@@ -59,3 +66,10 @@ def test_canonical_request_resolves_aliases_and_defaults() -> None:
     assert a == b
     assert a["scheme"] == "he_uniform"
     assert a["nonlinearity"] == "leaky_relu"
+
+
+def test_the_numpy_deployment_serves_the_cpu_and_refuses_cuda() -> None:
+    p = plan(TensorSpec((2, 2), "zeros", device="auto"))
+    assert (p.engine.name, p.device) == ("numpy", "cpu")
+    with pytest.raises(Unavailable, match=r"device 'cuda' is not available.*WEIGHTGEN_ENGINE"):
+        plan(TensorSpec((2, 2), "zeros", device="cuda"))

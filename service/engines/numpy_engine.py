@@ -1,0 +1,94 @@
+"""The numpy engine: always available, CPU only, the reference of algorithm v1."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import numpy.typing as npt
+
+from service.dtypes import DType
+from service.engines import structured
+from service.engines.base import Sampling
+from service.engines.values import STRUCTURED_KINDS, values
+
+E4M3_MAX = 448.0  # largest finite float8_e4m3fn; torch saturates there, so do we
+
+NUMPY_DTYPES: dict[str, Any] = {
+    "float64": np.dtype("<f8"),
+    "float32": np.dtype("<f4"),
+    "float16": np.dtype("<f2"),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float8_e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
+    "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
+}
+
+
+class NumpyOps:
+    """`rng.ArrayOps` for numpy: words in uint64, values in float64."""
+
+    def arange(self, start: int, stop: int) -> Any:
+        return np.arange(start, stop, dtype=np.uint64)
+
+    def interleave(self, lanes: Sequence[Any]) -> Any:
+        return np.stack([np.asarray(x, dtype=np.uint64) for x in lanes], axis=-1).reshape(-1)
+
+    def to_float(self, ints: Any) -> Any:
+        return np.asarray(ints).astype(np.float64)
+
+    def empty_like(self, x: Any) -> Any:
+        return np.empty_like(x)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        return np.where(cond, a, b)
+
+    def sqrt(self, x: Any) -> Any:
+        return np.sqrt(x)
+
+    def frexp(self, x: Any) -> tuple[Any, Any]:
+        m, e = np.frexp(x)
+        return m, e
+
+
+def cast(x: npt.NDArray[np.float64], dtype: DType) -> npt.NDArray[Any]:
+    """float64 → float32 → dtype, each step rounding to nearest even (algorithm v1)."""
+    if dtype.name == "float64":
+        return x.astype("<f8", copy=False)
+    with np.errstate(over="ignore"):  # overflow to ±inf is the defined result
+        x32 = x.astype("<f4")
+        if dtype.name == "float8_e4m3fn":
+            x32 = np.clip(x32, -E4M3_MAX, E4M3_MAX)
+        if dtype.name == "float32":
+            return x32
+        return x32.astype(NUMPY_DTYPES[dtype.name])
+
+
+class NumpyEngine:
+    name = "numpy"
+
+    def __init__(self, chunk: int = 1 << 17) -> None:
+        self.chunk = chunk
+        self.ops = NumpyOps()
+
+    def devices(self) -> tuple[str, ...]:
+        return ("cpu",)
+
+    def generate(
+        self,
+        sampling: Sampling,
+        start: int,
+        stop: int,
+        device: str = "cpu",  # noqa: ARG002 - the numpy engine has one device
+    ) -> memoryview:
+        out = np.empty(max(stop - start, 0), dtype=NUMPY_DTYPES[sampling.dtype.name])
+        if stop > start and sampling.scheme.law.kind in STRUCTURED_KINDS:
+            out[:] = cast(structured.tensor(self.ops, sampling)[start:stop], sampling.dtype)
+        else:
+            for lo in range(start, stop, self.chunk):
+                hi = min(lo + self.chunk, stop)
+                out[lo - start : hi - start] = cast(
+                    values(self.ops, sampling, lo, hi), sampling.dtype
+                )
+        return out.view(np.uint8).data

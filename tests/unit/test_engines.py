@@ -1,0 +1,359 @@
+"""service.engines: numpy and torch agree bit for bit; slices stand alone; the values follow
+their laws (KS tests); casts follow algorithm v1; golden hashes pin the algorithm."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import ml_dtypes
+import numpy as np
+import numpy.typing as npt
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from service import schemes
+from service.dtypes import DTYPES
+from service.engines import Engines, Sampling
+from service.engines.numpy_engine import NUMPY_DTYPES, NumpyEngine
+from service.engines.numpy_engine import cast as numpy_cast
+from service.engines.torch_engine import TorchEngine
+from service.schemes import Params
+
+NUMPY = NumpyEngine()
+TORCH = TorchEngine()
+MILLION = (1000, 1000)
+
+
+def sampling(
+    scheme: str,
+    shape: tuple[int, ...],
+    convention: str = "keras",
+    params: Params | None = None,
+    seed: int = 7,
+    name: str = "weight",
+    dtype: str = "float32",
+) -> Sampling:
+    plan = schemes.resolve(scheme, shape, convention, params)
+    return Sampling(plan, seed, name, DTYPES[dtype])  # type: ignore[index]
+
+
+def values(s: Sampling, engine: NumpyEngine | TorchEngine = NUMPY) -> npt.NDArray[np.float64]:
+    raw = np.frombuffer(engine.generate(s, 0, s.numel, "cpu"), dtype=NUMPY_DTYPES[s.dtype.name])
+    return raw.astype(np.float64)
+
+
+LAWS = [
+    ("he_normal", MILLION, "torch", Params()),  # untruncated normal
+    ("he_normal", MILLION, "keras", Params()),  # truncated at ±2σ
+    ("truncated_normal", MILLION, "torch", Params(a=0.5, b=3.0)),  # upper side, mirrored
+    ("truncated_normal", MILLION, "jax", Params(std=0.5, a=-9.0, b=9.0)),  # wide
+    ("he_uniform", MILLION, "keras", Params()),
+    ("uniform", MILLION, "torch", Params(low=-3.0, high=5.0)),
+]
+
+
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+@pytest.mark.parametrize(("scheme", "shape", "convention", "params"), LAWS)
+@pytest.mark.parametrize(("seed", "name"), [(0, "weight"), (2**64 - 1, "blocks.3.attn.qkv.weight")])
+def test_numpy_and_torch_cpu_give_identical_bytes(
+    scheme: str,
+    shape: tuple[int, ...],
+    convention: str,
+    params: Params,
+    dtype: str,
+    seed: int,
+    name: str,
+) -> None:
+    s = sampling(scheme, shape, convention, params, seed, name, dtype)
+    a = NUMPY.generate(s, 0, s.numel, "cpu")
+    b = TORCH.generate(s, 0, s.numel, "cpu")
+    assert a.nbytes == s.numel * s.dtype.itemsize
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    ("scheme", "shape", "convention", "params"),
+    [
+        ("identity", (7, 5), "keras", Params(gain=3.0)),
+        ("dirac", (8, 4, 3, 3), "torch", Params(groups=2)),
+        ("constant", (33,), "torch", Params(value=-1.25)),
+        ("orthogonal", (12, 5, 2), "torch", Params()),
+        ("delta_orthogonal", (3, 3, 4, 6), "jax", Params()),
+    ],
+)
+def test_deterministic_and_structured_kinds_agree(
+    scheme: str, shape: tuple[int, ...], convention: str, params: Params
+) -> None:
+    s = sampling(scheme, shape, convention, params)
+    assert NUMPY.generate(s, 0, s.numel) == TORCH.generate(s, 0, s.numel)
+
+
+def test_identity_and_dirac_equal_torchs_own() -> None:
+    eye = values(sampling("identity", (7, 5), "torch"))
+    assert np.array_equal(eye, torch.nn.init.eye_(torch.empty(7, 5)).numpy().ravel())
+    s = sampling("dirac", (8, 4, 3, 5), "torch", Params(groups=2))
+    expected = torch.nn.init.dirac_(torch.empty(8, 4, 3, 5), groups=2).numpy().ravel()
+    assert np.array_equal(values(s), expected)
+
+
+# --- slices -------------------------------------------------------------------------------
+
+KINDS = ["he_normal", "glorot_uniform", "lecun_normal", "identity", "zeros"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(KINDS),
+    st.lists(st.integers(1, 40), min_size=2, max_size=3),
+    st.sampled_from(sorted(DTYPES)),
+    st.data(),
+)
+def test_any_slice_produced_alone_equals_the_slice_of_the_whole(
+    scheme: str, shape: list[int], dtype: str, data: st.DataObject
+) -> None:
+    if scheme == "identity":
+        shape = shape[:2]
+    s = sampling(scheme, tuple(shape), dtype=dtype, seed=data.draw(st.integers(0, 2**64 - 1)))
+    whole = bytes(NUMPY.generate(s, 0, s.numel))
+    start = data.draw(st.integers(0, s.numel))
+    stop = data.draw(st.integers(start, s.numel))
+    chunk = data.draw(st.integers(1, 64))
+    size = s.dtype.itemsize
+    expected = whole[start * size : stop * size]
+    assert bytes(NumpyEngine(chunk=chunk).generate(s, start, stop)) == expected
+    assert bytes(TorchEngine(chunk=chunk).generate(s, start, stop)) == expected
+
+
+def test_output_does_not_depend_on_thread_count() -> None:
+    s = sampling("he_normal", (512, 1024), "torch", dtype="bfloat16")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = TORCH.generate(s, 0, s.numel)
+        torch.set_num_threads(2)
+        two = TORCH.generate(s, 0, s.numel)
+    finally:
+        torch.set_num_threads(before)
+    assert one == two
+
+
+# --- the values follow their laws ---------------------------------------------------------
+
+
+def ks(sample: npt.NDArray[np.float64], law: schemes.Law) -> float:
+    if law.kind == "normal":
+        dist = stats.norm(law.loc, law.stddev)
+    elif law.kind == "uniform":
+        assert law.low is not None
+        assert law.high is not None
+        dist = stats.uniform(law.low, law.high - law.low)
+    else:
+        dist = stats.truncnorm(law.alpha, law.beta, loc=law.loc, scale=law.stddev)
+    return float(stats.kstest(sample, dist.cdf).pvalue)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("scheme", "shape", "convention", "params"), LAWS)
+def test_distributions_pass_ks_and_have_the_planned_std(
+    scheme: str, shape: tuple[int, ...], convention: str, params: Params
+) -> None:
+    s = sampling(scheme, shape, convention, params, dtype="float64", seed=20261129)
+    x = values(s)
+    law = s.scheme.law
+    assert ks(x, law) > 1e-4
+    assert x.std() == pytest.approx(law.effective_std, rel=0.01)
+    assert x.mean() == pytest.approx(law.mean, abs=0.01 * law.effective_std)
+    if law.low is not None and law.high is not None:
+        assert law.low <= x.min()
+        assert x.max() <= law.high
+
+
+def test_normal_tails_reach_six_sigma() -> None:
+    # u = (w + 0.5)·2^-32 reaches Φ⁻¹(2^-33) = -6.34σ: within 5e8 values one expects ~1 beyond 6σ
+    x = values(sampling("normal", (8, 1 << 20), "torch", seed=1))
+    assert np.abs(x).max() > 5.0
+    assert np.abs(x).max() < 6.4
+
+
+@pytest.mark.parametrize(
+    ("convention", "shape", "kept"),
+    [
+        ("torch", (6, 4, 5), 0),
+        ("keras", (4, 5, 6), 2),
+        ("jax", (6, 3, 2), 0),
+        ("torch", (3, 40), 0),
+    ],
+)
+def test_orthogonal_is_orthogonal_with_the_gain(
+    convention: str, shape: tuple[int, ...], kept: int
+) -> None:
+    params = Params(gain=1.5, column_axis=kept) if convention == "jax" else Params(gain=1.5)
+    s = sampling("orthogonal", shape, convention, params, dtype="float64")
+    w = np.moveaxis(values(s).reshape(shape), kept, -1).reshape(-1, shape[kept])
+    gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    assert np.allclose(gram, 1.5**2 * np.eye(len(gram)), atol=1e-5)
+    assert values(s).std() == pytest.approx(s.scheme.law.effective_std, rel=0.05)
+
+
+def test_delta_orthogonal_has_an_orthogonal_centre_tap() -> None:
+    s = sampling("delta_orthogonal", (3, 3, 4, 6), "jax", Params(gain=2.0), dtype="float64")
+    w = values(s).reshape(3, 3, 4, 6)
+    centre = w[1, 1]
+    assert np.allclose(centre @ centre.T, 4.0 * np.eye(4), atol=1e-5)
+    w[1, 1] = 0
+    assert not w.any()
+
+
+# --- casts --------------------------------------------------------------------------------
+
+
+def near_midpoints() -> Iterator[npt.NDArray[np.float64]]:
+    """float64 values around the rounding midpoints of float16/bfloat16, and plain ones."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(200_000) * rng.choice([1e-6, 1e-2, 1.0, 100.0, 7e4], 200_000)
+    yield x
+    for small in (np.float16, ml_dtypes.bfloat16):
+        with np.errstate(over="ignore", invalid="ignore"):
+            rounded = x.astype(np.float32).astype(small)
+            upper = np.nextafter(rounded, np.array(np.inf, dtype=small)).astype(np.float64)
+            mid = (rounded.astype(np.float64) + upper) / 2
+        mid = mid[np.isfinite(mid)]
+        for eps in (-(2.0**-40), 0.0, 2.0**-40):
+            yield mid * (1 + eps)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"])
+def test_casts_agree_with_torch_to_dtype_from_float64(dtype: str) -> None:
+    target = getattr(torch, dtype)
+    for x in near_midpoints():
+        ours = numpy_cast(x, DTYPES[dtype]).view(np.uint8)  # type: ignore[index]
+        theirs = torch.from_numpy(x).to(target).view(torch.uint8).numpy()
+        assert np.array_equal(ours, theirs)
+
+
+def test_float8_e4m3fn_saturates_like_torch() -> None:
+    x = np.array([500.0, -1e6, 448.0, 460.0])
+    got = numpy_cast(x, DTYPES["float8_e4m3fn"]).astype(np.float32)
+    assert list(got) == [448.0, -448.0, 448.0, 448.0]
+
+
+# --- engines registry ---------------------------------------------------------------------
+
+
+def test_registry_builds_torch_only_when_asked() -> None:
+    assert set(Engines("numpy").by_name) == {"numpy"}
+    torch_engines = Engines("torch")
+    assert torch_engines.select("cpu")[0].name == "torch"
+    assert torch_engines.select("auto")[1] == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --- golden bytes: any change of algorithm v1 fails here ------------------------------------
+
+GOLDEN = [
+    # scheme, shape, convention, params, seed, name, dtype, sha256 of the bytes
+    (
+        "he_normal",
+        (64, 32, 3, 3),
+        "torch",
+        Params(),
+        0,
+        "weight",
+        "float32",
+        "19f24a767c2a9a4a99a1cf96f1be2bdfb8b24322ef1a42478bff1b4197c72560",
+    ),
+    (
+        "glorot_normal",
+        (3, 3, 32, 64),
+        "keras",
+        Params(),
+        42,
+        "conv1.kernel",
+        "float32",
+        "fe047972ccb18d32ccf6df14a3be1952dc158e769aaff52097d07448c53b5def",
+    ),
+    (
+        "glorot_uniform",
+        (768, 3072),
+        "keras",
+        Params(),
+        2**64 - 1,
+        "mlp.fc1",
+        "bfloat16",
+        "e6b64c525089708631e5a2b5cd777defcb76524e2bbc3a07fbfb2479671dbd77",
+    ),
+    (
+        "truncated_normal",
+        (4096,),
+        "torch",
+        Params(std=0.02),
+        1234,
+        "wte",
+        "float64",
+        "568f379f6dd949d4407a47e20fe3259b9d04f7d6d8a53154879895718e88577f",
+    ),
+    (
+        "lecun_normal",
+        (256, 256),
+        "jax",
+        Params(),
+        7,
+        "dense",
+        "float16",
+        "ac74819f5ecab0f4b7b10a4aace2dc99ff06c4c13112ef404cdd4003b8fd4ad8",
+    ),
+    (
+        "he_uniform",
+        (128, 64),
+        "keras",
+        Params(),
+        9,
+        "weight",
+        "float8_e4m3fn",
+        "09033dd0cf987ad9c100e0e75c77a08bfe90449e855a2271e33b5312bf2c2b7d",
+    ),
+    (
+        "normal",
+        (1000,),
+        "torch",
+        Params(std=3.0),
+        5,
+        "weight",
+        "float8_e5m2",
+        "9b2eb99329638a409e792d69ab427064074eb706a481ba0debd821911d335cdb",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "shape", "convention", "params", "seed", "name", "dtype", "digest"), GOLDEN
+)
+def test_golden_sha256(
+    scheme: str,
+    shape: tuple[int, ...],
+    convention: str,
+    params: Params,
+    seed: int,
+    name: str,
+    dtype: str,
+    digest: str,
+) -> None:
+    s = sampling(scheme, shape, convention, params, seed, name, dtype)
+    assert hashlib.sha256(NUMPY.generate(s, 0, s.numel)).hexdigest() == digest
+
+
+# --- CUDA (only where a device is present) -----------------------------------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+@pytest.mark.parametrize(("scheme", "shape", "convention", "params"), LAWS)
+def test_cuda_gives_the_cpu_bytes(
+    scheme: str, shape: tuple[int, ...], convention: str, params: Params, dtype: str
+) -> None:
+    s = sampling(scheme, shape, convention, params, 11, "weight", dtype)
+    assert TORCH.generate(s, 0, s.numel, "cuda") == NUMPY.generate(s, 0, s.numel)
