@@ -103,3 +103,15 @@ def test_truncation_mirrors_the_upper_tail() -> None:
     z = rng.truncated_ppf(NP, rng.uniform(NP, 3, 3, 0, 10_000, wide=True), t)
     assert z.min() >= 5.0
     assert z.max() <= 6.0
+
+
+def test_the_known_answers_of_docs_reproducibility() -> None:
+    stream = rng.stream_id("weight")
+    assert (stream & 0xFFFFFFFF, stream >> 32) == (0x8FDF4408, 0xDAEA9EEE)
+    w = rng.words(NP, 0, stream, 0, 8)
+    assert [int(x) for x in w] == [
+        0x3A754105, 0x2B0BEB16, 0xEA27CBFD, 0x6A396F1B,
+        0x4268353C, 0x949DA336, 0x7E8D91B2, 0xA691AC3E,
+    ]  # fmt: skip
+    z = rng.normal_ppf(NP, rng.uniform(NP, 0, stream, 0, 4, wide=False))
+    assert z.astype("<f4").tobytes().hex() == "8b893ebfd02476bfef5eaf3fd5035cbe"
