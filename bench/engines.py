@@ -1,0 +1,83 @@
+"""Values per second of each engine × distribution × dtype, against torch and numpy's own RNGs.
+
+    .venv/bin/python -m bench.engines [--elements N] [--repeats R] [--threads T]
+
+Every configuration runs R times, interleaved round-robin so a noisy neighbour hits all of them
+alike; the table shows the median rate and its ratio to `torch.Tensor.normal_` (float32) on
+the same threads. Prints markdown, ready for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from service import schemes
+from service.dtypes import DTYPES
+from service.engines.base import Sampling
+from service.engines.numpy_engine import NumpyEngine
+from service.engines.torch_engine import TorchEngine
+
+LAWS = {
+    "normal": ("he_normal", "torch"),
+    "truncated_normal": ("he_normal", "keras"),
+    "uniform": ("he_uniform", "keras"),
+}
+
+
+def cases(n: int, dtypes: list[str]) -> dict[str, Callable[[], object]]:
+    shape = (n // 1024, 1024)
+    out: dict[str, Callable[[], object]] = {}
+    buf = torch.empty(n)
+    gen = np.random.default_rng(0)
+    out["baseline torch.Tensor.normal_ float32"] = lambda: buf.normal_()
+    out["baseline numpy standard_normal float32"] = lambda: gen.standard_normal(n, np.float32)
+    for engine in (NumpyEngine(), TorchEngine()):
+        for law, (scheme, convention) in LAWS.items():
+            plan = schemes.resolve(scheme, shape, convention)
+            for dt in dtypes:
+                s = Sampling(plan, 1, "weight", DTYPES[dt])  # type: ignore[index]
+                out[f"{engine.name} {law} {dt}"] = (
+                    lambda e=engine, s=s: e.generate(s, 0, n, "cpu")  # type: ignore[misc]
+                )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--elements", type=int, default=1 << 22)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dtypes", default="float32,float64,float16,bfloat16")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    runs = cases(args.elements, args.dtypes.split(","))
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for fn in runs.values():  # warm-up
+        fn()
+    for _ in range(args.repeats):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    rate = {k: args.elements / statistics.median(v) for k, v in times.items()}
+    base = rate["baseline torch.Tensor.normal_ float32"]
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
+        f"torch {torch.__version__}, numpy {np.__version__}; torch threads {args.threads}; "
+        f"{args.elements} elements x {args.repeats} interleaved runs, median"
+    )
+    print("\n| configuration | M values/s | × torch normal_ |\n|---|---:|---:|")
+    for name, r in rate.items():
+        print(f"| {name} | {r / 1e6:.1f} | {r / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
