@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     max_elements: int = Field(2**32, ge=1, description="elements per tensor")
     max_bytes: int = Field(2**34, ge=1, description="payload bytes per tensor")
+    max_streams: int = Field(4, ge=1, description="tensor streams generated at once")
+    block_elements: int = Field(1 << 20, ge=1024, description="elements generated per block")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="request body size")
     engine: Literal["numpy", "torch"] = Field(
         "numpy", description="CPU engine; torch also serves CUDA when a device is present"

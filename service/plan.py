@@ -1,24 +1,30 @@
-"""A request, resolved: the scheme's numbers, sizes and limits. No HTTP, no pydantic.
+"""A request, resolved: the scheme's numbers, the engine, the format header, the exact length
+and the ETag. No HTTP, no pydantic.
 
 Everything that can fail for a request fails in `plan`, before any byte is produced.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
-from service import rng, schemes
+from service import __version__, rng, schemes
 from service.dtypes import DType, DTypeName, FormatName, dtype
 from service.engines import Engine, Engines, Sampling
 from service.errors import LimitExceeded, ShapeError
+from service.formats import TensorInfo, Writer, writer
 from service.schemes import Convention, FanSpec, Params, SchemePlan, Shape
 
 Device = Literal["auto", "cpu", "cuda"]
 MAX_RANK = 8
 MAX_SEED = 2**64 - 1
+WEAK_KINDS = frozenset({"orthogonal", "delta_orthogonal"})  # LAPACK: equal to rounding only
 
 
 @dataclass(frozen=True)
@@ -44,8 +50,18 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Span:
+    """Elements [lo, hi) of the tensor, of whose bytes only [byte_lo, byte_hi) are wanted."""
+
+    lo: int
+    hi: int
+    byte_lo: int
+    byte_hi: int
+
+
+@dataclass(frozen=True)
 class Plan:
-    spec: TensorSpec  # with the seed filled in
+    spec: TensorSpec  # seed and format filled in
     scheme: SchemePlan
     dtype: DType
     numel: int
@@ -53,6 +69,8 @@ class Plan:
     seed_source: Literal["request", "service"]
     engine: Engine
     device: str
+    writer: Writer
+    header: bytes
     algorithm: str = rng.ALGORITHM
 
     @property
@@ -60,6 +78,23 @@ class Plan:
         if self.spec.seed is None:  # plan() always fills it
             raise ValueError("a Plan without a seed")
         return self.spec.seed
+
+    @property
+    def content_length(self) -> int:
+        return len(self.header) + self.nbytes
+
+    @property
+    def strong(self) -> bool:
+        return self.scheme.law.kind not in WEAK_KINDS
+
+    @property
+    def etag(self) -> str:
+        """A hash of the canonical request and the algorithm: equal requests, equal tags."""
+        text = json.dumps(
+            {"request": self.canonical(), "algorithm": self.algorithm}, sort_keys=True
+        )
+        tag = '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+        return tag if self.strong else "W/" + tag
 
     def sampling(self) -> Sampling:
         return Sampling(self.scheme, self.seed, self.spec.name, self.dtype)
@@ -77,10 +112,56 @@ class Plan:
             value = getattr(fans, f.name)
             if value is not None:
                 out[f.name] = list(value) if isinstance(value, tuple) else value
-        out |= {"seed": self.seed, "name": spec.name, "dtype": spec.dtype}
-        if spec.format is not None:
-            out["format"] = spec.format
+        out |= {"seed": self.seed, "name": spec.name, "dtype": spec.dtype, "format": spec.format}
         return out
+
+    def metadata(self) -> dict[str, str]:
+        """The numbers that define the tensor, as strings (safetensors __metadata__, headers)."""
+        p, law = self.scheme, self.scheme.law
+        values: dict[str, object] = {
+            "scheme": p.scheme,
+            "convention": p.convention,
+            "kind": law.kind,
+            "fan_in": p.fan_in,
+            "fan_out": p.fan_out,
+            "mode": p.mode,
+            "gain": p.gain,
+            "std": law.stddev,
+            "limit": law.limit,
+            "low": law.low,
+            "high": law.high,
+            "mean": law.mean,
+            "effective_std": law.effective_std,
+            "seed": self.seed,
+            "algorithm": self.algorithm,
+            "service_version": __version__,
+        }
+        return {k: _text(v) for k, v in values.items() if v is not None}
+
+    def spans(self, start: int, stop: int, block: int) -> Iterator[bytes | Span]:
+        """Byte range [start, stop) of the payload: header bytes, then element blocks."""
+        head = len(self.header)
+        if start < head:
+            yield self.header[start : min(stop, head)]
+        data_lo, data_hi = max(start, head) - head, stop - head
+        if data_hi <= data_lo:
+            return
+        size = self.dtype.itemsize
+        first, last = data_lo // size, -(-data_hi // size)
+        for lo in range(first, last, block):
+            hi = min(lo + block, last)
+            yield Span(lo, hi, max(data_lo - lo * size, 0), min(data_hi, hi * size) - lo * size)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def default_format(dt: DType) -> FormatName:
+    """npy where numpy has the dtype, safetensors otherwise."""
+    return "npy" if dt.npy else "safetensors"
 
 
 def plan(spec: TensorSpec, limits: Limits, engines: Engines) -> Plan:
@@ -108,4 +189,9 @@ def plan(spec: TensorSpec, limits: Limits, engines: Engines) -> Plan:
     if spec.seed is None:
         spec = replace(spec, seed=secrets.randbits(64))
         source = "service"
-    return Plan(spec, scheme, dt, numel, nbytes, source, engine, device)
+    fmt: FormatName = spec.format or default_format(dt)
+    spec = replace(spec, format=fmt)
+    out = writer(fmt)
+    partial = Plan(spec, scheme, dt, numel, nbytes, source, engine, device, out, b"")
+    header = out.header(TensorInfo(spec.name, spec.shape, dt, partial.metadata()))
+    return replace(partial, header=header)

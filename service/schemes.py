@@ -419,6 +419,9 @@ def truncated_moments(alpha: float, beta: float) -> tuple[float, float]:
     With Z = Φ(β) − Φ(α): mean = (φ(α) − φ(β))/Z,
     var = 1 + (αφ(α) − βφ(β))/Z − mean². For (−2, 2) the std is TRUNCATED_STD.
     """
+    if alpha > 0.0:  # mirror into the lower tail, where Φ keeps its precision
+        mean, std = truncated_moments(-beta, -alpha)
+        return -mean, std
     mass = normal_cdf(beta) - normal_cdf(alpha)
     if mass <= 0.0:
         raise SchemeError(

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.api import problems
 from service.api.routes import router
+from service.api.stream import Capacity, Work
 from service.config import Settings
 from service.engines import Engines
 from service.plan import Limits
@@ -23,6 +24,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.limits = Limits(settings.max_elements, settings.max_bytes)
     app.state.engines = Engines(settings.engine, settings.devices)
+    app.state.capacity = Capacity(settings.max_streams)
+    app.state.work = Work()
     problems.install(app)
     app.include_router(router)
     return app

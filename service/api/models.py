@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import schemes
+from service.api.urls import canonical_url
 from service.dtypes import DTypeName, FormatName
 from service.plan import MAX_RANK, MAX_SEED, Device, Plan, TensorSpec
 from service.schemes import Convention, Distribution, FanSpec, Mode, Nonlinearity, Params
@@ -171,6 +172,11 @@ class DescribeResponse(BaseModel):
     engine: str
     device: str
     algorithm: str = Field(description="the generator's version: same value, same bytes")
+    format: str
+    media_type: str
+    content_length: int = Field(description="bytes of the whole answer, header included")
+    etag: str
+    url: str = Field(description="the fully specified GET URL of this tensor")
 
     @classmethod
     def of(cls, p: Plan) -> DescribeResponse:
@@ -184,4 +190,9 @@ class DescribeResponse(BaseModel):
             engine=p.engine.name,
             device=p.device,
             algorithm=p.algorithm,
+            format=p.writer.name,
+            media_type=p.writer.media_type,
+            content_length=p.content_length,
+            etag=p.etag,
+            url=canonical_url(p),
         )

@@ -1,28 +1,41 @@
-"""The routes of API v1 and the health probes."""
+"""The routes of API v1 and the operational endpoints."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
 
+from service.api import tensors
 from service.api.catalogue import catalogue
 from service.api.models import DescribeResponse, TensorRequest
+from service.api.stream import Work
 from service.engines import Engines
-from service.plan import Limits, plan
+from service.formats import WRITERS
 
 router = APIRouter()
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "invalid request", **_PROBLEM},
-    503: {"description": "device unavailable", **_PROBLEM},
+    503: {"description": "device unavailable or overloaded", **_PROBLEM},
 }
-
-
-def _limits(request: Request) -> Limits:
-    limits: Limits = request.app.state.limits
-    return limits
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_TENSOR: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the tensor as .npy, safetensors or raw bytes",
+        "content": {w.media_type: _BINARY for w in WRITERS.values()},
+    },
+    206: {
+        "description": "the requested byte range",
+        "content": {"application/octet-stream": _BINARY},
+    },
+    304: {"description": "not modified (If-None-Match)"},
+    406: {"description": "no acceptable format", **_PROBLEM},
+    416: {"description": "range not satisfiable", **_PROBLEM},
+    **_ERRORS,
+}
 
 
 def _engines(request: Request) -> Engines:
@@ -30,10 +43,42 @@ def _engines(request: Request) -> Engines:
     return engines
 
 
+@router.post("/v1/tensors", responses=_TENSOR, response_class=Response, tags=["tensors"])
+async def post_tensor(body: TensorRequest, request: Request) -> Response:
+    """The tensor a JSON body describes, streamed in the format asked (field or Accept)."""
+    return await tensors.serve(body, request)
+
+
+_GET_RESPONSES = {
+    **_TENSOR,
+    200: {**_TENSOR[200], "content": {**_TENSOR[200]["content"], "application/json": {}}},
+}
+
+
+@router.get(
+    "/v1/tensors/{scheme}", responses=_GET_RESPONSES, response_class=Response, tags=["tensors"]
+)
+@router.head(
+    "/v1/tensors/{scheme}",
+    responses=_TENSOR,
+    response_class=Response,
+    tags=["tensors"],
+    operation_id="head_tensor",
+)
+async def get_tensor(scheme: str, request: Request) -> Response:
+    """The same tensor as a cacheable URL: every request field is a query parameter
+    (lists comma-separated: `shape=256,128`); `describe=true` answers the JSON plan instead."""
+    body, describe = tensors.request_from_query(scheme, request)
+    if describe:
+        out = DescribeResponse.of(tensors.make_plan(body, request))
+        return Response(out.model_dump_json(), media_type="application/json")
+    return await tensors.serve(body, request)
+
+
 @router.post("/v1/tensors/describe", responses=_ERRORS, tags=["tensors"])
 def describe(body: TensorRequest, request: Request) -> DescribeResponse:
-    """Fans, stddev, limit and effective std of a tensor, without sampling it."""
-    return DescribeResponse.of(plan(body.to_spec(), _limits(request), _engines(request)))
+    """Fans, stddev, limit, effective std, size, ETag and GET URL of a tensor, without sampling."""
+    return DescribeResponse.of(tensors.make_plan(body, request))
 
 
 @router.get("/v1/schemes", tags=["catalogue"])
@@ -53,3 +98,21 @@ def readyz(request: Request) -> dict[str, object]:
     """Readiness: the engines are built; lists the devices this deployment serves."""
     engines = _engines(request)
     return {"status": "ready", "engine": engines.cpu.name, "devices": list(engines.devices())}
+
+
+@router.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
+def metrics(request: Request) -> str:
+    """Prometheus text format: generation work and streams."""
+    work: Work = request.app.state.work
+    rows = [
+        ("weightgen_generated_elements_total", "counter", "elements generated", work.elements),
+        ("weightgen_generated_bytes_total", "counter", "tensor bytes generated", work.bytes),
+        ("weightgen_streams_total", "counter", "tensor streams started", work.streams_total),
+        (
+            "weightgen_streams_in_flight",
+            "gauge",
+            "tensor streams being sent",
+            work.streams_in_flight,
+        ),
+    ]
+    return "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v}\n" for n, t, h, v in rows)

@@ -4,15 +4,12 @@ and prints exactly the output the README shows."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.e2e.conftest import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -38,44 +35,6 @@ def console_examples() -> list[tuple[str, str]]:
     return examples
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m service` on a free loopback port, as a newcomer would start it."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not _healthy(base):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"http://{base}/healthz").status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 EXAMPLES = console_examples()
 
 
@@ -87,11 +46,15 @@ def test_the_readme_has_examples_for_every_endpoint() -> None:
 
 @pytest.mark.parametrize(("command", "expected"), EXAMPLES, ids=[c[:60] for c, _ in EXAMPLES])
 def test_readme_command_prints_what_the_readme_shows(
-    server: str, command: str, expected: str
+    server: Server, command: str, expected: str, tmp_path: Path
 ) -> None:
-    live = command.replace("localhost:8000", server)
+    live = command.replace("localhost:8000", server.base)
     result = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", live], capture_output=True, text=True, timeout=60
+        ["bash", "-o", "pipefail", "-c", live],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip("\n") == expected.rstrip("\n")

@@ -35,6 +35,7 @@ def test_describe_keras_he_normal_worked_example(client: TestClient) -> None:
         "seed": 7,
         "name": "weight",
         "dtype": "float32",
+        "format": "npy",
     }
     assert (data["numel"], data["nbytes"], data["seed_source"]) == (18432, 73728, "request")
 

@@ -1,0 +1,112 @@
+"""HTTP semantics of a tensor resource: content negotiation, validators, byte ranges.
+
+RFC 9110: §12 (negotiation), §13.1.2 If-None-Match (weak comparison), §13.1.5 If-Range (strong
+comparison), §14 ranges. Pure functions of header strings; the routes apply them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.dtypes import FormatName
+from service.formats import BY_MEDIA_TYPE, WRITERS
+
+WILDCARDS = ("*/*", "application/*")
+
+
+class NotAcceptable(Exception):
+    """No format the service writes matches the Accept header."""
+
+
+def negotiate(accept: str | None, default: FormatName) -> FormatName:
+    """The format for an Accept header: the highest q among the types we write; ties keep the
+    order of the header; `*/*` and `application/*` mean `default`."""
+    if not accept:
+        return default
+    best: tuple[float, int, FormatName] | None = None
+    for position, item in enumerate(accept.split(",")):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        fmt = default if media in WILDCARDS else BY_MEDIA_TYPE.get(media)
+        if fmt is None or q <= 0:
+            continue
+        if best is None or q > best[0]:
+            best = (q, position, fmt)
+    if best is None:
+        raise NotAcceptable(
+            f"Accept {accept!r} matches no format; this resource is available as "
+            + ", ".join(w.media_type for w in WRITERS.values())
+        )
+    return best[2]
+
+
+def _tags(header: str) -> list[str]:
+    return [t.strip() for t in header.split(",") if t.strip()]
+
+
+def _opaque(tag: str) -> str:
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def none_match(if_none_match: str | None, etag: str) -> bool:
+    """True when If-None-Match matches `etag` (weak comparison), i.e. the client has it."""
+    if if_none_match is None:
+        return False
+    tags = _tags(if_none_match)
+    return "*" in tags or any(_opaque(t) == _opaque(etag) for t in tags)
+
+
+def range_applies(if_range: str | None, etag: str) -> bool:
+    """If-Range: the range is honoured only when the strong validator matches exactly."""
+    if if_range is None:
+        return True
+    return not etag.startswith("W/") and if_range.strip() == etag
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    stop: int  # exclusive
+
+
+class Unsatisfiable(Exception):
+    """A syntactically valid Range none of whose ranges overlaps the representation."""
+
+
+def parse_range(header: str | None, length: int) -> ByteRange | None:
+    """The single byte range asked for, or None to send the whole representation.
+
+    Invalid syntax, another unit, or more than one range: None (RFC 9110 §14.2 lets a server
+    ignore Range; several ranges get the full 200, see docs/http.md). A range that starts at
+    or beyond the end, or an empty suffix: Unsatisfiable (416).
+    """
+    if header is None:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or last.isdigit()):
+        return None
+    if not (first == "" or first.isdigit()) or not (last == "" or last.isdigit()):
+        return None
+    if first == "":  # suffix: the last N bytes
+        n = int(last)
+        if n == 0 or length == 0:
+            raise Unsatisfiable
+        return ByteRange(max(length - n, 0), length)
+    start = int(first)
+    stop = length if last == "" else min(int(last) + 1, length)
+    if last != "" and int(last) < start:
+        return None  # invalid: last < first
+    if start >= length:
+        raise Unsatisfiable
+    return ByteRange(start, stop)

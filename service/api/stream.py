@@ -1,0 +1,138 @@
+"""Streaming a planned payload: blocks generated in worker threads, one block ahead of the one
+being sent, through a queue of one; memoryview chunks; a disconnect stops the work.
+
+Memory per stream: the block being sent, the one queued and the one being generated, each
+`block_elements` elements (plus the engine's own chunk temporaries), whatever the tensor size.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from service.plan import Plan, Span
+
+CHUNK_BYTES = 1 << 20  # one ASGI body message
+
+
+@dataclass
+class Work:
+    """Counters of the service's generation work (exported by /metrics)."""
+
+    elements: int = 0
+    bytes: int = 0
+    streams_in_flight: int = 0
+    streams_total: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def generated(self, elements: int, nbytes: int) -> None:
+        with self.lock:  # called from worker threads
+            self.elements += elements
+            self.bytes += nbytes
+
+
+class Capacity:
+    """At most `limit` tensor streams at once, in one event loop (no lock needed)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+        self._threads: anyio.CapacityLimiter | None = None
+
+    @property
+    def threads(self) -> anyio.CapacityLimiter:
+        """Generation threads; made on first use, inside the event loop."""
+        if self._threads is None:
+            self._threads = anyio.CapacityLimiter(self.limit)
+        return self._threads
+
+    def acquire(self) -> bool:
+        if self.in_use >= self.limit:
+            return False
+        self.in_use += 1
+        return True
+
+    def release(self) -> None:
+        self.in_use -= 1
+
+
+def generate(plan: Plan, span: Span, work: Work) -> memoryview:
+    data = plan.engine.generate(plan.sampling(), span.lo, span.hi, plan.device)
+    work.generated(span.hi - span.lo, data.nbytes)
+    return data[span.byte_lo : span.byte_hi]
+
+
+class PayloadResponse(Response):
+    """Bytes [start, stop) of a plan's payload, generated block by block while sent."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        start: int,
+        stop: int,
+        status_code: int,
+        headers: Mapping[str, str],
+        *,
+        block: int,
+        capacity: Capacity,
+        work: Work,
+    ) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.plan, self.start, self.stop, self.block = plan, start, stop, block
+        self.capacity, self.work = capacity, work
+        self.raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
+        self.work.streams_in_flight += 1
+        self.work.streams_total += 1
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._watch_disconnect, receive, group.cancel_scope)
+                await self._stream(send)
+                group.cancel_scope.cancel()
+        finally:
+            self.work.streams_in_flight -= 1
+            self.capacity.release()
+
+    async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
+
+    async def _stream(self, send: Send) -> None:
+        sender, receiver = anyio.create_memory_object_stream[bytes | memoryview](1)
+
+        async def produce() -> None:
+            async with sender:
+                for piece in self.plan.spans(self.start, self.stop, self.block):
+                    if isinstance(piece, Span):
+                        data = await anyio.to_thread.run_sync(
+                            generate, self.plan, piece, self.work, limiter=self.capacity.threads
+                        )
+                        await sender.send(data)
+                    else:
+                        await sender.send(piece)
+
+        async with anyio.create_task_group() as group, receiver:
+            group.start_soon(produce)
+            async for data in receiver:
+                view = memoryview(data)
+                for at in range(0, len(view), CHUNK_BYTES):
+                    body = view[at : at + CHUNK_BYTES]
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,288 @@
+"""POST /v1/tensors and GET/HEAD /v1/tensors/{scheme}: formats, validators, ranges, limits."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import safetensors.numpy
+import safetensors.torch
+import torch
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.api import create_app
+from service.config import Settings
+from service.dtypes import DTYPES
+from service.engines.numpy_engine import NUMPY_DTYPES
+
+URL = "/v1/tensors/he_normal?shape=64,48&seed=3"
+BIG = "/v1/tensors/he_normal?shape=300,200&seed=3"  # 240 KB: streamed, not inline
+
+
+def engine_values(client: TestClient, body: dict[str, object]) -> np.ndarray:
+    """The same tensor as raw bytes, decoded: what every format must carry."""
+    raw = client.post("/v1/tensors", json={**body, "format": "raw"})
+    assert raw.status_code == 200
+    dt = NUMPY_DTYPES[str(body.get("dtype", "float32"))]
+    shape = body["shape"]
+    assert isinstance(shape, list)
+    return np.frombuffer(raw.content, dtype=dt).reshape(shape)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_npy_round_trips_through_numpy_load(client: TestClient, dtype: str) -> None:
+    body = {"shape": [300, 70], "scheme": "glorot_uniform", "seed": 11, "dtype": dtype}
+    r = client.post("/v1/tensors", json={**body, "format": "npy"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/x-npy"
+    assert int(r.headers["content-length"]) == len(r.content)
+    array = np.load(io.BytesIO(r.content), allow_pickle=False)
+    expected = engine_values(client, body)
+    assert array.dtype == expected.dtype
+    assert np.array_equal(array, expected)
+    numpy_writes = io.BytesIO()
+    np.save(numpy_writes, expected)
+    assert r.content == numpy_writes.getvalue()
+
+
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+def test_safetensors_round_trips_through_the_reference_library(
+    client: TestClient, dtype: str, tmp_path: object
+) -> None:
+    body = {
+        "shape": [64, 33],
+        "scheme": "he_normal",
+        "seed": 5,
+        "dtype": dtype,
+        "name": "fc.weight",
+    }
+    r = client.post("/v1/tensors", json={**body, "format": "safetensors"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.safetensors"
+    expected = engine_values(client, body)
+    loaded = safetensors.torch.load(r.content)["fc.weight"]
+    assert loaded.dtype == getattr(torch, dtype)
+    got = loaded.view(torch.uint8).numpy()
+    assert np.array_equal(got, expected.view(np.uint8).reshape(got.shape))
+    path = f"{tmp_path}/t.safetensors"
+    with open(path, "wb") as f:
+        f.write(r.content)
+    with safetensors.safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+        assert f.get_tensor("fc.weight").shape == (64, 33)
+    assert meta["scheme"] == "he_normal"
+    assert meta["seed"] == "5"
+    assert meta["algorithm"] == r.headers["x-init-algorithm"]
+    assert float(meta["effective_std"]) == pytest.approx((2 / 64) ** 0.5)
+    if dtype in ("float32", "float64", "float16"):
+        assert np.array_equal(safetensors.numpy.load(r.content)["fc.weight"], expected)
+
+
+def test_get_post_and_head_agree(client: TestClient) -> None:
+    get = client.get(BIG)
+    post = client.post("/v1/tensors", json={"shape": [300, 200], "scheme": "he_normal", "seed": 3})
+    head = client.head(BIG)
+    assert get.status_code == post.status_code == head.status_code == 200
+    assert get.content == post.content
+    assert head.content == b""
+    strip = {"date"}
+    assert {k: v for k, v in head.headers.items() if k not in strip} == {
+        k: v for k, v in get.headers.items() if k not in strip
+    }
+    assert get.headers["etag"] == post.headers["etag"]
+    assert get.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert get.headers["accept-ranges"] == "bytes"
+    assert get.headers["content-disposition"] == 'attachment; filename="weight.npy"'
+    assert get.headers["x-init-fan-in"] == "300"
+    assert get.headers["vary"] == "Accept"
+
+
+def test_describe_gives_the_url_etag_and_length_of_the_answer(client: TestClient) -> None:
+    d = client.post(
+        "/v1/tensors/describe",
+        json={"shape": [300, 200], "scheme": "he_normal", "seed": 3, "format": "safetensors"},
+    ).json()
+    r = client.get(d["url"])
+    assert r.headers["etag"] == d["etag"]
+    assert len(r.content) == d["content_length"]
+    assert "vary" not in r.headers  # the format is in the URL
+    assert client.get(d["url"] + "&describe=true").json()["etag"] == d["etag"]
+
+
+def test_a_service_picked_seed_is_returned_and_not_cached(client: TestClient) -> None:
+    r = client.get("/v1/tensors/he_normal?shape=4,4")
+    assert r.headers["cache-control"] == "no-store"
+    seed = r.headers["x-init-seed"]
+    again = client.get(f"/v1/tensors/he_normal?shape=4,4&seed={seed}")
+    assert again.content == r.content
+
+
+def test_if_none_match_gives_304_and_412_for_post(client: TestClient) -> None:
+    etag = client.head(URL).headers["etag"]
+    for method in ("GET", "HEAD"):
+        r = client.request(method, URL, headers={"If-None-Match": f'"other", {etag}'})
+        assert r.status_code == 304
+        assert r.headers["etag"] == etag
+        assert r.content == b""
+    assert client.get(URL, headers={"If-None-Match": "W/" + etag}).status_code == 304
+    assert client.get(URL, headers={"If-None-Match": '"nope"'}).status_code == 200
+    post = client.post(
+        "/v1/tensors",
+        json={"shape": [64, 48], "scheme": "he_normal", "seed": 3},
+        headers={"If-None-Match": etag},
+    )
+    assert post.status_code == 412
+
+
+@pytest.mark.parametrize(
+    ("accept", "status", "media"),
+    [
+        ("application/vnd.safetensors", 200, "application/vnd.safetensors"),
+        ("application/octet-stream", 200, "application/octet-stream"),
+        ("text/html, application/x-npy;q=0.5", 200, "application/x-npy"),
+        (
+            "application/x-npy;q=0.2, application/vnd.safetensors;q=0.9",
+            200,
+            "application/vnd.safetensors",
+        ),
+        ("*/*", 200, "application/x-npy"),
+        ("text/html", 406, "application/problem+json"),
+        ("application/x-npy;q=0", 406, "application/problem+json"),
+    ],
+)
+def test_accept_chooses_the_format(
+    client: TestClient, accept: str, status: int, media: str
+) -> None:
+    r = client.get(URL, headers={"Accept": accept})
+    assert r.status_code == status
+    assert r.headers["content-type"] == media
+
+
+def test_bfloat16_defaults_to_safetensors_and_refuses_npy(client: TestClient) -> None:
+    r = client.get("/v1/tensors/he_normal?shape=8,8&seed=1&dtype=bfloat16")
+    assert r.headers["content-type"] == "application/vnd.safetensors"
+    bad = client.get("/v1/tensors/he_normal?shape=8,8&seed=1&dtype=bfloat16&format=npy")
+    assert bad.status_code == 422
+    assert "safetensors" in bad.json()["detail"]
+
+
+def test_ranges(client: TestClient) -> None:
+    full = client.get(BIG).content
+    n = len(full)
+    cases = {
+        "bytes=0-7": full[:8],
+        "bytes=100-": full[100:],
+        "bytes=-10": full[-10:],
+        f"bytes=5-{n + 50}": full[5:],
+    }
+    for header, expected in cases.items():
+        r = client.get(BIG, headers={"Range": header})
+        assert r.status_code == 206, header
+        assert r.content == expected
+        start = n - 10 if header == "bytes=-10" else int(header[6:].split("-")[0])
+        assert (
+            r.headers["content-range"]
+            == f"bytes {start}-{n - 1 if header != 'bytes=0-7' else 7}/{n}"
+        )
+        assert int(r.headers["content-length"]) == len(expected)
+    r = client.get(BIG, headers={"Range": f"bytes={n}-"})
+    assert r.status_code == 416
+    assert r.headers["content-range"] == f"bytes */{n}"
+    assert r.headers["content-type"] == "application/problem+json"
+    assert client.get(BIG, headers={"Range": "bytes=0-1,5-9"}).status_code == 200
+    assert client.get(BIG, headers={"Range": "items=0-1"}).status_code == 200
+    assert client.get(BIG, headers={"Range": "bytes=9-2"}).status_code == 200
+    head = client.head(BIG, headers={"Range": "bytes=0-7"})
+    assert (head.status_code, head.headers["content-length"]) == (206, "8")
+
+
+def test_if_range(client: TestClient) -> None:
+    etag = client.head(BIG).headers["etag"]
+    assert client.get(BIG, headers={"Range": "bytes=0-9", "If-Range": etag}).status_code == 206
+    assert client.get(BIG, headers={"Range": "bytes=0-9", "If-Range": '"old"'}).status_code == 200
+    weak = "/v1/tensors/orthogonal?shape=300,200&seed=3"
+    wtag = client.head(weak).headers["etag"]
+    assert wtag.startswith('W/"')
+    assert client.get(weak, headers={"Range": "bytes=0-9", "If-Range": wtag}).status_code == 200
+    assert client.get(weak, headers={"Range": "bytes=0-9"}).status_code == 206
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(1, 90), min_size=1, max_size=3),
+    st.sampled_from(["npy", "safetensors", "raw"]),
+    st.sampled_from(["float32", "float64", "bfloat16", "float8_e5m2"]),
+    st.data(),
+)
+def test_any_byte_range_equals_the_same_bytes_of_the_full_body(
+    shape: list[int], fmt: str, dtype: str, data: st.DataObject
+) -> None:
+    if fmt == "npy" and DTYPES[dtype].npy is None:  # type: ignore[index]
+        fmt = "safetensors"
+    with TestClient(create_app(Settings(block_elements=1024)), raise_server_exceptions=False) as c:
+        dims = ",".join(map(str, shape))
+        url = f"/v1/tensors/lecun_normal?shape={dims}&seed=9&format={fmt}&dtype={dtype}"
+        full = c.get(url).content
+        start = data.draw(st.integers(0, len(full) - 1))
+        stop = data.draw(st.integers(start, len(full) - 1))
+        r = c.get(url, headers={"Range": f"bytes={start}-{stop}"})
+        assert r.status_code == 206
+        assert r.content == full[start : stop + 1]
+
+
+@pytest.fixture
+def small_blocks() -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(block_elements=1024)), raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_block_size_does_not_change_the_bytes(client: TestClient, small_blocks: TestClient) -> None:
+    url = "/v1/tensors/he_uniform?shape=512,300&seed=1&format=raw"
+    assert client.get(url).content == small_blocks.get(url).content
+    work = small_blocks.get("/metrics").text
+    assert "weightgen_generated_elements_total 153600" in work
+
+
+def test_limits_are_422_problems_naming_the_setting(client: TestClient) -> None:
+    r = client.get("/v1/tensors/zeros?shape=100000,100000")
+    assert r.status_code == 422
+    assert "WEIGHTGEN_MAX_ELEMENTS" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("query", "pointer"),
+    [
+        ("shape=3,x", "#/shape/1"),
+        ("shape=3&foo=1", "#/foo"),
+        ("shape=3&seed=-1", "#/seed"),
+        ("shape=3&seed=1&seed=2", "#/seed"),
+        ("shape=3&dtype=int8", "#/dtype"),
+        ("shape=3&std=abc", "#/std"),
+    ],
+)
+def test_bad_queries_are_problems_with_pointers(
+    client: TestClient, query: str, pointer: str
+) -> None:
+    r = client.get(f"/v1/tensors/normal?{query}")
+    assert r.status_code == 422
+    assert any(e["pointer"] == pointer for e in r.json()["errors"]), r.json()
+
+
+def test_query_and_body_accept_the_same_fields(client: TestClient) -> None:
+    body = {
+        "shape": [6, 3, 3],
+        "scheme": "orthogonal",
+        "convention": "jax",
+        "gain": 2.0,
+        "column_axis": 0,
+        "seed": 4,
+    }
+    post = client.post("/v1/tensors/describe", json=body).json()
+    get = client.get(post["url"] + "&describe=true").json()
+    assert get["request"] == post["request"]
+    assert json.loads(json.dumps(get["plan"])) == post["plan"]
