@@ -8,7 +8,9 @@ from typing import Literal, cast, get_args
 
 from service.errors import UnsupportedCombination, one_of
 
-DTypeName = Literal["float32", "float64", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"]
+DTypeName = Literal[
+    "float32", "float64", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "int64"
+]
 FormatName = Literal["npy", "safetensors", "raw"]
 DTYPE_NAMES: tuple[DTypeName, ...] = get_args(DTypeName)
 FORMAT_NAMES: tuple[FormatName, ...] = get_args(FormatName)
@@ -21,6 +23,7 @@ class DType:
     words: int  # 32-bit generator words per element (float64 needs 53 bits)
     safetensors: str  # the dtype string of the safetensors header
     npy: str | None  # the numpy descr, None where .npy has no such type
+    integer: bool = False  # holds only constant schemes (BatchNorm's num_batches_tracked)
 
     def formats(self) -> tuple[FormatName, ...]:
         return FORMAT_NAMES if self.npy else ("safetensors", "raw")
@@ -33,6 +36,7 @@ DTYPES: Mapping[DTypeName, DType] = {
     "bfloat16": DType("bfloat16", 2, 1, "BF16", None),
     "float8_e4m3fn": DType("float8_e4m3fn", 1, 1, "F8_E4M3", None),
     "float8_e5m2": DType("float8_e5m2", 1, 1, "F8_E5M2", None),
+    "int64": DType("int64", 8, 1, "I64", "<i8", integer=True),
 }
 
 

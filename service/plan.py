@@ -17,7 +17,7 @@ from typing import Literal
 from service import __version__, rng, schemes
 from service.dtypes import DType, DTypeName, FormatName, dtype
 from service.engines import Engine, Engines, Sampling
-from service.errors import LimitExceeded, ShapeError
+from service.errors import LimitExceeded, ShapeError, UnsupportedCombination
 from service.formats import TensorInfo, Writer, writer
 from service.schemes import Convention, FanSpec, Params, SchemePlan, Shape
 
@@ -41,6 +41,7 @@ class TensorSpec:
     dtype: DTypeName = "float32"
     device: Device = "auto"
     format: FormatName | None = None
+    zero_rows: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,24 @@ class Limits:
 
 @dataclass(frozen=True)
 class Span:
-    """Elements [lo, hi) of the tensor, of whose bytes only [byte_lo, byte_hi) are wanted."""
+    """Elements [lo, hi) of a plan's tensor, of whose bytes only [byte_lo, byte_hi) are wanted."""
 
+    plan: Plan
     lo: int
     hi: int
     byte_lo: int
     byte_hi: int
+
+
+def data_spans(plan: Plan, data_lo: int, data_hi: int, block: int) -> Iterator[Span]:
+    """Bytes [data_lo, data_hi) of a tensor's data, as blocks of at most `block` elements."""
+    if data_hi <= data_lo:
+        return
+    size = plan.dtype.itemsize
+    first, last = data_lo // size, -(-data_hi // size)
+    for lo in range(first, last, block):
+        hi = min(lo + block, last)
+        yield Span(plan, lo, hi, max(data_lo - lo * size, 0), min(data_hi, hi * size) - lo * size)
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,7 @@ class Plan:
         return tag if self.strong else "W/" + tag
 
     def sampling(self) -> Sampling:
-        return Sampling(self.scheme, self.seed, self.spec.name, self.dtype)
+        return Sampling(self.scheme, self.seed, self.spec.name, self.dtype, self.spec.zero_rows)
 
     def canonical(self) -> dict[str, object]:
         """The request with every default resolved: equal requests give equal dicts."""
@@ -112,6 +125,8 @@ class Plan:
             value = getattr(fans, f.name)
             if value is not None:
                 out[f.name] = list(value) if isinstance(value, tuple) else value
+        if spec.zero_rows:
+            out["zero_rows"] = list(spec.zero_rows)
         out |= {"seed": self.seed, "name": spec.name, "dtype": spec.dtype, "format": spec.format}
         return out
 
@@ -132,6 +147,7 @@ class Plan:
             "high": law.high,
             "mean": law.mean,
             "effective_std": law.effective_std,
+            "zero_rows": ",".join(map(str, self.spec.zero_rows)) or None,
             "seed": self.seed,
             "algorithm": self.algorithm,
             "service_version": __version__,
@@ -143,20 +159,26 @@ class Plan:
         head = len(self.header)
         if start < head:
             yield self.header[start : min(stop, head)]
-        data_lo, data_hi = max(start, head) - head, stop - head
-        if data_hi <= data_lo:
-            return
-        size = self.dtype.itemsize
-        first, last = data_lo // size, -(-data_hi // size)
-        for lo in range(first, last, block):
-            hi = min(lo + block, last)
-            yield Span(lo, hi, max(data_lo - lo * size, 0), min(data_hi, hi * size) - lo * size)
+        yield from data_spans(self, max(start, head) - head, stop - head, block)
 
 
 def _text(value: object) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return str(int(value))
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def _rows(spec: TensorSpec) -> tuple[int, ...]:
+    """zero_rows normalized like torch's padding_idx: negative counts from the end."""
+    if not spec.zero_rows:
+        return ()
+    n = spec.shape[0] if spec.shape else 0
+    if not all(-n <= r < n for r in spec.zero_rows):
+        raise ShapeError(
+            f"zero_rows {list(spec.zero_rows)} must index axis 0 of shape {list(spec.shape)} "
+            f"(-{n} … {n - 1})"
+        )
+    return tuple(sorted({r % n for r in spec.zero_rows}))
 
 
 def default_format(dt: DType) -> FormatName:
@@ -184,6 +206,12 @@ def plan(spec: TensorSpec, limits: Limits, engines: Engines) -> Plan:
             f"most {limits.max_bytes} bytes per tensor (WEIGHTGEN_MAX_BYTES)"
         )
     scheme = schemes.resolve(spec.scheme, spec.shape, spec.convention, spec.params, spec.fans)
+    spec = replace(spec, zero_rows=_rows(spec))
+    if dt.integer and not (scheme.law.kind == "constant" and scheme.law.loc.is_integer()):
+        raise UnsupportedCombination(
+            f"dtype {dt.name} holds only integral constants (zeros, ones, constant); "
+            f"received scheme {scheme.scheme!r} of kind {scheme.law.kind}"
+        )
     engine, device = engines.select(spec.device)
     source: Literal["request", "service"] = "request"
     if spec.seed is None:

@@ -68,6 +68,9 @@ class TensorRequest(BaseModel):
     in_axes: Axes | None = None
     out_axes: Axes | None = None
     batch_axes: Axes | None = None
+    zero_rows: Annotated[list[int], Field(max_length=1024)] | None = Field(
+        None, description="rows along axis 0 set to zero (torch Embedding padding_idx)"
+    )
     seed: Seed | None = None
     name: Name = "weight"
     dtype: DTypeName = "float32"
@@ -96,6 +99,7 @@ class TensorRequest(BaseModel):
             dtype=self.dtype,
             device=self.device,
             format=self.format,
+            zero_rows=tuple(self.zero_rows or ()),
         )
 
 

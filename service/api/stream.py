@@ -61,7 +61,8 @@ class Capacity:
         self.in_use -= 1
 
 
-def generate(plan: Plan, span: Span, work: Work) -> memoryview:
+def generate(span: Span, work: Work) -> memoryview:
+    plan = span.plan
     data = plan.engine.generate(plan.sampling(), span.lo, span.hi, plan.device)
     work.generated(span.hi - span.lo, data.nbytes)
     return data[span.byte_lo : span.byte_hi]
@@ -122,7 +123,7 @@ class PayloadResponse(Response):
                 for piece in self.plan.spans(self.start, self.stop, self.block):
                     if isinstance(piece, Span):
                         data = await anyio.to_thread.run_sync(
-                            generate, self.plan, piece, self.work, limiter=self.capacity.threads
+                            generate, piece, self.work, limiter=self.capacity.threads
                         )
                         await sender.send(data)
                     else:

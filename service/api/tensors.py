@@ -20,7 +20,7 @@ from service.dtypes import DTYPES
 from service.engines import Engines
 from service.plan import Limits, Plan, TensorSpec, default_format, plan
 
-LIST_FIELDS = ("shape", "in_axes", "out_axes", "batch_axes")
+LIST_FIELDS = ("shape", "in_axes", "out_axes", "batch_axes", "zero_rows")
 SMALL_BYTES = 1 << 16  # answered inline, without a thread hop
 IMMUTABLE = "public, max-age=31536000, immutable"
 HEADER_NAMES = {
@@ -37,6 +37,7 @@ HEADER_NAMES = {
     "high": "X-Init-High",
     "mean": "X-Init-Mean",
     "effective_std": "X-Init-Effective-Std",
+    "zero_rows": "X-Init-Zero-Rows",
     "seed": "X-Init-Seed",
     "algorithm": "X-Init-Algorithm",
     "service_version": "X-Init-Service-Version",
@@ -162,7 +163,7 @@ async def serve(body: TensorRequest, request: Request) -> Response:
 
 def _small(p: Plan, start: int, stop: int, work: Work) -> bytes:
     parts = [
-        piece if isinstance(piece, bytes) else bytes(generate(p, piece, work))
+        piece if isinstance(piece, bytes) else bytes(generate(piece, work))
         for piece in p.spans(start, stop, p.numel or 1)
     ]
     return b"".join(parts)

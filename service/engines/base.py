@@ -18,6 +18,7 @@ class Sampling:
     seed: int
     name: str
     dtype: DType
+    zero_rows: tuple[int, ...] = ()  # rows (along axis 0) set to zero, e.g. an embedding's padding
     stream: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -29,6 +30,17 @@ class Sampling:
         for d in self.scheme.shape:
             n *= d
         return n
+
+
+def blank_rows(view: memoryview, s: Sampling, start: int, stop: int) -> memoryview:
+    """Zero the bytes of `s.zero_rows` within elements [start, stop) of `view` (in place)."""
+    if s.zero_rows:
+        row, size = s.numel // s.scheme.shape[0], s.dtype.itemsize
+        for r in s.zero_rows:
+            lo, hi = max(r * row, start), min((r + 1) * row, stop)
+            if lo < hi:
+                view[(lo - start) * size : (hi - start) * size] = bytes((hi - lo) * size)
+    return view
 
 
 class Engine(Protocol):

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from service.dtypes import DType
 from service.engines import structured
-from service.engines.base import Sampling
+from service.engines.base import Sampling, blank_rows
 from service.engines.values import STRUCTURED_KINDS, values
 
 E4M3_MAX = 448.0  # largest finite float8_e4m3fn; torch saturates there, so do we
@@ -23,6 +23,7 @@ NUMPY_DTYPES: dict[str, Any] = {
     "bfloat16": np.dtype(ml_dtypes.bfloat16),
     "float8_e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
     "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
+    "int64": np.dtype("<i8"),
 }
 
 
@@ -56,6 +57,8 @@ def cast(x: npt.NDArray[np.float64], dtype: DType) -> npt.NDArray[Any]:
     """float64 → float32 → dtype, each step rounding to nearest even (algorithm v1)."""
     if dtype.name == "float64":
         return x.astype("<f8", copy=False)
+    if dtype.integer:  # constants only (plan checks), so the values are integral
+        return x.astype(NUMPY_DTYPES[dtype.name])
     with np.errstate(over="ignore"):  # overflow to ±inf is the defined result
         x32 = x.astype("<f4")
         if dtype.name == "float8_e4m3fn":
@@ -91,4 +94,4 @@ class NumpyEngine:
                 out[lo - start : hi - start] = cast(
                     values(self.ops, sampling, lo, hi), sampling.dtype
                 )
-        return out.view(np.uint8).data
+        return blank_rows(out.view(np.uint8).data, sampling, start, stop)

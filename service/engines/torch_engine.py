@@ -15,7 +15,7 @@ import torch
 
 from service.dtypes import DType
 from service.engines import structured
-from service.engines.base import Sampling
+from service.engines.base import Sampling, blank_rows
 from service.engines.numpy_engine import E4M3_MAX, NumpyOps
 from service.engines.values import STRUCTURED_KINDS, values
 
@@ -26,6 +26,7 @@ TORCH_DTYPES: dict[str, torch.dtype] = {
     "bfloat16": torch.bfloat16,
     "float8_e4m3fn": torch.float8_e4m3fn,
     "float8_e5m2": torch.float8_e5m2,
+    "int64": torch.int64,
 }
 
 
@@ -73,6 +74,8 @@ def cast(x: torch.Tensor, dtype: DType) -> torch.Tensor:
     """float64 → float32 → dtype, each step rounding to nearest even (algorithm v1)."""
     if dtype.name == "float64":
         return x
+    if dtype.integer:  # constants only (plan checks), so the values are integral
+        return x.to(TORCH_DTYPES[dtype.name])
     x32 = x.to(torch.float32)
     if dtype.name == "float8_e4m3fn":
         x32 = x32.clamp(-E4M3_MAX, E4M3_MAX)
@@ -103,4 +106,4 @@ class TorchEngine:
                 hi = min(lo + self.chunk, stop)
                 out[lo - start : hi - start] = cast(values(ops, sampling, lo, hi), sampling.dtype)
         host = out.cpu().contiguous().view(torch.uint8)
-        return host.numpy().data
+        return blank_rows(host.numpy().data, sampling, start, stop)
