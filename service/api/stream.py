@@ -10,12 +10,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from service.plan import Plan, Span
+from service.plan import Span
+
+if TYPE_CHECKING:
+    from service.api.respond import Payload
 
 CHUNK_BYTES = 1 << 20  # one ASGI body message
 
@@ -73,7 +77,7 @@ class PayloadResponse(Response):
 
     def __init__(
         self,
-        plan: Plan,
+        payload: Payload,
         start: int,
         stop: int,
         status_code: int,
@@ -85,7 +89,7 @@ class PayloadResponse(Response):
     ) -> None:
         self.status_code = status_code
         self.background = None
-        self.plan, self.start, self.stop, self.block = plan, start, stop, block
+        self.payload, self.start, self.stop, self.block = payload, start, stop, block
         self.capacity, self.work = capacity, work
         self.raw_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
@@ -120,7 +124,7 @@ class PayloadResponse(Response):
 
         async def produce() -> None:
             async with sender:
-                for piece in self.plan.spans(self.start, self.stop, self.block):
+                for piece in self.payload.spans(self.start, self.stop, self.block):
                     if isinstance(piece, Span):
                         data = await anyio.to_thread.run_sync(
                             generate, piece, self.work, limiter=self.capacity.threads

@@ -13,16 +13,13 @@ from pydantic import ValidationError
 from service.api import http
 from service.api.models import TensorRequest
 from service.api.problems import problem
-from service.api.stream import Capacity, PayloadResponse, Work, generate
+from service.api.respond import cache_control, respond
 from service.api.urls import canonical_url
-from service.config import Settings
 from service.dtypes import DTYPES
 from service.engines import Engines
 from service.plan import Limits, Plan, TensorSpec, default_format, plan
 
 LIST_FIELDS = ("shape", "in_axes", "out_axes", "batch_axes", "zero_rows")
-SMALL_BYTES = 1 << 16  # answered inline, without a thread hop
-IMMUTABLE = "public, max-age=31536000, immutable"
 HEADER_NAMES = {
     "scheme": "X-Init-Scheme",
     "convention": "X-Init-Convention",
@@ -80,13 +77,13 @@ def request_from_query(scheme: str, request: Request) -> tuple[TensorRequest, bo
         ) from None
 
 
-def _state(request: Request) -> tuple[Settings, Limits, Engines, Capacity, Work]:
-    s = request.app.state
-    return s.settings, s.limits, s.engines, s.capacity, s.work
+def planning(request: Request) -> tuple[Limits, Engines]:
+    """The deployment's limits and engines, built once in create_app."""
+    return request.app.state.limits, request.app.state.engines
 
 
 def make_plan(body: TensorRequest, request: Request) -> Plan:
-    _, limits, engines, _, _ = _state(request)
+    limits, engines = planning(request)
     spec: TensorSpec = body.to_spec()
     if spec.format is None:
         default = default_format(DTYPES[body.dtype])
@@ -100,7 +97,7 @@ def headers_for(p: Plan, negotiated: bool) -> dict[str, str]:
         "Content-Type": p.writer.media_type,
         "ETag": p.etag,
         "Accept-Ranges": "bytes",
-        "Cache-Control": IMMUTABLE if p.seed_source == "request" else "no-store",
+        "Cache-Control": cache_control(p),
         "Content-Disposition": f'attachment; filename="{p.spec.name}.{p.writer.extension}"',
         "Content-Location": canonical_url(p),
         "X-Content-Type-Options": "nosniff",
@@ -117,53 +114,8 @@ def headers_for(p: Plan, negotiated: bool) -> dict[str, str]:
 
 async def serve(body: TensorRequest, request: Request) -> Response:
     """Plan, apply the HTTP semantics, then stream: every failure happens before the first byte."""
-    settings, _, _, capacity, work = _state(request)
     try:
         p = make_plan(body, request)
     except http.NotAcceptable as exc:
         return problem(406, "not-acceptable", str(exc))
-    headers = headers_for(p, negotiated=body.format is None)
-    length = p.content_length
-    safe = request.method in ("GET", "HEAD")
-    if http.none_match(request.headers.get("if-none-match"), p.etag):
-        if not safe:
-            return problem(412, "precondition-failed", "If-None-Match matches this tensor's ETag")
-        keep = ("ETag", "Cache-Control", "Content-Location", "Vary")
-        return Response(status_code=304, headers={k: v for k, v in headers.items() if k in keep})
-    start, stop, status = 0, length, 200
-    if safe and http.range_applies(request.headers.get("if-range"), p.etag):
-        try:
-            wanted = http.parse_range(request.headers.get("range"), length)
-        except http.Unsatisfiable:
-            return problem(
-                416,
-                "range-not-satisfiable",
-                f"Range {request.headers.get('range')!r} is outside the tensor's {length} bytes",
-                {"Content-Range": f"bytes */{length}"},
-            )
-        if wanted is not None:
-            start, stop, status = wanted.start, wanted.stop, 206
-            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{length}"
-    headers["Content-Length"] = str(stop - start)
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers)
-    if stop - start <= SMALL_BYTES:
-        return Response(content=_small(p, start, stop, work), status_code=status, headers=headers)
-    if not capacity.acquire():
-        return problem(
-            503,
-            "overloaded",
-            f"{capacity.limit} tensor streams are being generated (WEIGHTGEN_MAX_STREAMS); retry",
-            {"Retry-After": "1"},
-        )
-    return PayloadResponse(
-        p, start, stop, status, headers, block=settings.block_elements, capacity=capacity, work=work
-    )
-
-
-def _small(p: Plan, start: int, stop: int, work: Work) -> bytes:
-    parts = [
-        piece if isinstance(piece, bytes) else bytes(generate(piece, work))
-        for piece in p.spans(start, stop, p.numel or 1)
-    ]
-    return b"".join(parts)
+    return await respond(p, headers_for(p, negotiated=body.format is None), request)

@@ -1,0 +1,159 @@
+"""A bundle: many named tensors (a model's initial state dict) as one safetensors stream.
+
+Each member is planned exactly as the single-tensor request with the same name, seed and
+parameters, and draws from its own name's stream, so a member's bytes never depend on the
+other members or on their order. No HTTP, no pydantic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from service import __version__, rng
+from service.dtypes import DTypeName
+from service.engines import Engines
+from service.errors import InvalidRequest, LimitExceeded
+from service.formats import safetensors as st
+from service.plan import Device, Limits, Plan, Span, TensorSpec, data_spans, plan
+from service.presets import Member
+
+MAX_TENSORS = 10_000
+
+
+@dataclass(frozen=True)
+class BundleSpec:
+    members: tuple[Member, ...]
+    seed: int | None = None
+    dtype: DTypeName = "float32"
+    device: Device = "auto"
+
+
+@dataclass(frozen=True)
+class Entry:
+    plan: Plan
+    offset: int  # of the tensor's bytes in the data buffer
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    seed: int
+    seed_source: Literal["request", "service"]
+    dtype: DTypeName
+    entries: tuple[Entry, ...]  # in header order
+    header: bytes
+    algorithm: str = rng.ALGORITHM
+
+    @property
+    def nbytes(self) -> int:
+        return sum(e.plan.nbytes for e in self.entries)
+
+    @property
+    def content_length(self) -> int:
+        return len(self.header) + self.nbytes
+
+    @property
+    def strong(self) -> bool:
+        return all(e.plan.strong for e in self.entries)
+
+    def canonical(self) -> dict[str, object]:
+        """Bundle parameters and each member's canonical request, in header order."""
+        tensors = []
+        for e in self.entries:
+            c = e.plan.canonical()
+            tensors.append({k: v for k, v in c.items() if k not in ("seed", "format")})
+        return {"seed": self.seed, "dtype": self.dtype, "tensors": tensors}
+
+    @property
+    def etag(self) -> str:
+        text = json.dumps({"bundle": self.canonical(), "algorithm": self.algorithm}, sort_keys=True)
+        tag = '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+        return tag if self.strong else "W/" + tag
+
+    def spans(self, start: int, stop: int, block: int) -> Iterator[bytes | Span]:
+        head = len(self.header)
+        if start < head:
+            yield self.header[start : min(stop, head)]
+        for e in self.entries:
+            lo = head + e.offset
+            hi = lo + e.plan.nbytes
+            if hi > start and lo < stop:
+                yield from data_spans(e.plan, max(start, lo) - lo, min(stop, hi) - lo, block)
+
+
+def metadata(seed: int, plans: list[Plan]) -> dict[str, str]:
+    """`format: pt` (what transformers expects), the bundle's parameters, each member's plan."""
+    out = {
+        "format": "pt",
+        "weightgen.seed": str(seed),
+        "weightgen.algorithm": rng.ALGORITHM,
+        "weightgen.service_version": __version__,
+    }
+    for p in plans:
+        numbers = {
+            k: v
+            for k, v in p.metadata().items()
+            if k not in ("seed", "algorithm", "service_version")
+        }
+        out[f"weightgen.plan.{p.spec.name}"] = json.dumps(numbers, separators=(",", ":"))
+    return out
+
+
+def plan_bundle(spec: BundleSpec, limits: Limits, engines: Engines) -> BundlePlan:
+    """Plan every member (as its single-tensor request) and lay out the safetensors file."""
+    if not spec.members:
+        raise InvalidRequest("a bundle needs at least one tensor (tensors or layers)")
+    if len(spec.members) > MAX_TENSORS:
+        raise LimitExceeded(
+            f"a bundle holds at most {MAX_TENSORS} tensors; received {len(spec.members)}"
+        )
+    twice = sorted(n for n, c in Counter(m.name for m in spec.members).items() if c > 1)
+    if twice:
+        raise InvalidRequest(
+            f"tensor names must be unique in a bundle; given more than once: {', '.join(twice)}"
+        )
+    source: Literal["request", "service"] = "request" if spec.seed is not None else "service"
+    seed = spec.seed if spec.seed is not None else secrets.randbits(64)
+    plans = [
+        plan(
+            TensorSpec(
+                m.shape,
+                m.scheme,
+                m.convention,
+                m.params,
+                m.fans,
+                seed,
+                m.name,
+                m.dtype or spec.dtype,
+                spec.device,
+                "raw",
+                m.zero_rows,
+            ),
+            limits,
+            engines,
+        )
+        for m in spec.members
+    ]
+    total = sum(p.nbytes for p in plans)
+    if total > limits.max_bytes:
+        raise LimitExceeded(
+            f"the bundle's tensors hold {total} bytes; this service serves at most "
+            f"{limits.max_bytes} (WEIGHTGEN_MAX_BYTES)"
+        )
+    by_name = {p.spec.name: p for p in plans}
+    layout = st.order([st.Entry(p.spec.name, p.spec.shape, p.dtype) for p in plans])
+    entries, offset = [], 0
+    for e in layout:
+        entries.append(Entry(by_name[e.name], offset))
+        offset += e.nbytes
+    header = st.header(layout, metadata(seed, [by_name[e.name] for e in layout]))
+    return BundlePlan(seed, source, spec.dtype, tuple(entries), header)
+
+
+def with_seed(spec: BundleSpec, seed: int) -> BundleSpec:
+    return replace(spec, seed=seed)
