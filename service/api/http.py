@@ -18,9 +18,11 @@ class NotAcceptable(Exception):
     """No format the service writes matches the Accept header."""
 
 
-def negotiate(accept: str | None, default: FormatName) -> FormatName:
-    """The format for an Accept header: the highest q among the types we write; ties keep the
-    order of the header; `*/*` and `application/*` mean `default`."""
+def negotiate(
+    accept: str | None, default: FormatName, only: FormatName | None = None
+) -> FormatName:
+    """The format for an Accept header: the highest q among the types we write (or just `only`);
+    ties keep the order of the header; `*/*` and `application/*` mean `default`."""
     if not accept:
         return default
     best: tuple[float, int, FormatName] | None = None
@@ -36,14 +38,15 @@ def negotiate(accept: str | None, default: FormatName) -> FormatName:
                     q = 0.0
         media = media.lower()
         fmt = default if media in WILDCARDS else BY_MEDIA_TYPE.get(media)
-        if fmt is None or q <= 0:
+        if fmt is None or q <= 0 or (only is not None and fmt != only):
             continue
         if best is None or q > best[0]:
             best = (q, position, fmt)
     if best is None:
+        offered = [WRITERS[only]] if only else list(WRITERS.values())
         raise NotAcceptable(
             f"Accept {accept!r} matches no format; this resource is available as "
-            + ", ".join(w.media_type for w in WRITERS.values())
+            + ", ".join(w.media_type for w in offered)
         )
     return best[2]
 

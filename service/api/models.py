@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service import schemes
+from service import presets, schemes
 from service.api.urls import canonical_url
+from service.bundle import BundlePlan, BundleSpec
 from service.dtypes import DTypeName, FormatName
 from service.plan import MAX_RANK, MAX_SEED, Device, Plan, TensorSpec
+from service.presets import Member
 from service.schemes import Convention, Distribution, FanSpec, Mode, Nonlinearity, Params
 
 MAX_DIM = 2**40
@@ -40,14 +42,13 @@ SchemeName = Annotated[
 ]
 
 
-class TensorRequest(BaseModel):
-    """One tensor: its shape, how to initialize it, and how to hand it out."""
+class TensorFields(BaseModel):
+    """A tensor's shape and how to initialize it (shared by tensors and bundle members)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     shape: Shape
     scheme: SchemeName
-    convention: Convention = "keras"
     factor: Positive | None = None
     mode: Mode | None = None
     distribution: Distribution | None = None
@@ -71,6 +72,27 @@ class TensorRequest(BaseModel):
     zero_rows: Annotated[list[int], Field(max_length=1024)] | None = Field(
         None, description="rows along axis 0 set to zero (torch Embedding padding_idx)"
     )
+
+    def params(self) -> Params:
+        return Params(**{f.name: getattr(self, f.name) for f in fields(Params)})
+
+    def fan_spec(self) -> FanSpec:
+        def axes(value: list[int] | None) -> tuple[int, ...] | None:
+            return None if value is None else tuple(value)
+
+        return FanSpec(
+            self.fan_in,
+            self.fan_out,
+            axes(self.in_axes),
+            axes(self.out_axes),
+            axes(self.batch_axes),
+        )
+
+
+class TensorRequest(TensorFields):
+    """One tensor: its shape, how to initialize it, and how to hand it out."""
+
+    convention: Convention = "keras"
     seed: Seed | None = None
     name: Name = "weight"
     dtype: DTypeName = "float32"
@@ -78,22 +100,12 @@ class TensorRequest(BaseModel):
     format: FormatName | None = None
 
     def to_spec(self) -> TensorSpec:
-        def axes(value: list[int] | None) -> tuple[int, ...] | None:
-            return None if value is None else tuple(value)
-
-        params = Params(**{f.name: getattr(self, f.name) for f in fields(Params)})
         return TensorSpec(
             shape=tuple(self.shape),
             scheme=self.scheme,
             convention=self.convention,
-            params=params,
-            fans=FanSpec(
-                self.fan_in,
-                self.fan_out,
-                axes(self.in_axes),
-                axes(self.out_axes),
-                axes(self.batch_axes),
-            ),
+            params=self.params(),
+            fans=self.fan_spec(),
             seed=self.seed,
             name=self.name,
             dtype=self.dtype,
@@ -101,6 +113,63 @@ class TensorRequest(BaseModel):
             format=self.format,
             zero_rows=tuple(self.zero_rows or ()),
         )
+
+
+class BundleTensor(TensorFields):
+    """A named member of a bundle; convention and dtype default to the bundle's."""
+
+    name: Name
+    convention: Convention | None = None
+    dtype: DTypeName | None = None
+
+    def to_member(self, convention: Convention) -> Member:
+        return Member(
+            self.name,
+            tuple(self.shape),
+            self.scheme,
+            self.convention or convention,
+            self.params(),
+            self.fan_spec(),
+            tuple(self.zero_rows or ()),
+            self.dtype,
+        )
+
+
+LayerArg = Any  # JSON values; presets.expand checks each argument's type and says what it wants
+
+
+class BundleLayer(BaseModel):
+    """A framework layer, expanded into its tensors: `{"preset": "torch.Linear", "name":
+    "mlp.fc1", "in_features": 768, "out_features": 3072}` (GET /v1/presets lists them)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, LayerArg] = Field(init=False)
+
+    preset: str
+    name: Name
+
+    def to_members(self) -> list[Member]:
+        return presets.expand(self.preset, self.name, dict(self.__pydantic_extra__ or {}))
+
+
+class BundleRequest(BaseModel):
+    """Many named tensors (explicit, or expanded from layers) as one safetensors file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: Seed | None = None
+    dtype: DTypeName = "float32"
+    convention: Convention = "keras"
+    device: Device = "auto"
+    name: Name = Field("bundle", description="file name of the answer")
+    tensors: Annotated[list[BundleTensor], Field(max_length=10_000)] = []
+    layers: Annotated[list[BundleLayer], Field(max_length=10_000)] = []
+
+    def to_spec(self) -> BundleSpec:
+        members = [t.to_member(self.convention) for t in self.tensors]
+        for layer in self.layers:
+            members += layer.to_members()
+        return BundleSpec(tuple(members), self.seed, self.dtype, self.device)
 
 
 Number = int | float
@@ -199,4 +268,50 @@ class DescribeResponse(BaseModel):
             content_length=p.content_length,
             etag=p.etag,
             url=canonical_url(p),
+        )
+
+
+class BundleMemberOut(BaseModel):
+    name: str
+    dtype: str
+    shape: list[int]
+    data_offsets: list[int] = Field(description="[begin, end) in the data buffer, as in the header")
+    request: dict[str, Any] = Field(description="the single-tensor request giving these bytes")
+    plan: PlanOut
+
+
+class BundleDescribeResponse(BaseModel):
+    seed: int
+    seed_source: str
+    algorithm: str
+    header_bytes: int = Field(description="8-byte length + JSON header; data starts here")
+    content_length: int
+    etag: str
+    url: str = Field(description="GET URL of this bundle (Range, HEAD, caches)")
+    tensors: list[BundleMemberOut]
+
+    @classmethod
+    def of(cls, b: BundlePlan, url: str) -> BundleDescribeResponse:
+        members = []
+        for e in b.entries:
+            request = {k: v for k, v in e.plan.canonical().items() if k != "format"}
+            members.append(
+                BundleMemberOut(
+                    name=e.plan.spec.name,
+                    dtype=e.plan.dtype.name,
+                    shape=list(e.plan.spec.shape),
+                    data_offsets=[e.offset, e.offset + e.plan.nbytes],
+                    request=request,
+                    plan=PlanOut.of(e.plan.scheme),
+                )
+            )
+        return cls(
+            seed=b.seed,
+            seed_source=b.seed_source,
+            algorithm=b.algorithm,
+            header_bytes=len(b.header),
+            content_length=b.content_length,
+            etag=b.etag,
+            url=url,
+            tensors=members,
         )

@@ -7,9 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from service.api import tensors
+from service import presets
+from service.api import bundles, tensors
 from service.api.catalogue import catalogue
-from service.api.models import DescribeResponse, TensorRequest
+from service.api.models import (
+    BundleDescribeResponse,
+    BundleRequest,
+    DescribeResponse,
+    TensorRequest,
+)
 from service.api.stream import Work
 from service.engines import Engines
 from service.formats import WRITERS
@@ -79,6 +85,74 @@ async def get_tensor(scheme: str, request: Request) -> Response:
 def describe(body: TensorRequest, request: Request) -> DescribeResponse:
     """Fans, stddev, limit, effective std, size, ETag and GET URL of a tensor, without sampling."""
     return DescribeResponse.of(tensors.make_plan(body, request))
+
+
+_BUNDLE: dict[int | str, dict[str, Any]] = {
+    **_TENSOR,
+    200: {
+        "description": "the bundle as safetensors",
+        "content": {"application/vnd.safetensors": _BINARY},
+    },
+}
+
+
+@router.post("/v1/bundles", responses=_BUNDLE, response_class=Response, tags=["bundles"])
+async def post_bundle(body: BundleRequest, request: Request) -> Response:
+    """Many named tensors (a model's initial state dict) as one safetensors stream."""
+    return await bundles.serve(body, request)
+
+
+@router.post("/v1/bundles/describe", responses=_ERRORS, tags=["bundles"])
+def describe_bundle(body: BundleRequest, request: Request) -> BundleDescribeResponse:
+    """Each member's plan and offsets, the bundle's size, ETag and GET URL, without sampling."""
+    return BundleDescribeResponse.of(*bundles.make(body, request))
+
+
+@router.get("/v1/bundles/{manifest}", responses=_BUNDLE, response_class=Response, tags=["bundles"])
+@router.head(
+    "/v1/bundles/{manifest}",
+    responses=_BUNDLE,
+    response_class=Response,
+    tags=["bundles"],
+    operation_id="head_bundle",
+)
+async def get_bundle(manifest: str, request: Request, describe: bool = False) -> Response:
+    """The bundle whose manifest the URL carries (from describe's `url`); Range, HEAD and
+    If-None-Match work as for tensors; `describe=true` answers the JSON description."""
+    body = bundles.decode(manifest)
+    if describe:
+        out = BundleDescribeResponse.of(*bundles.make(body, request))
+        return Response(out.model_dump_json(), media_type="application/json")
+    return await bundles.serve(body, request)
+
+
+def _preset_arg(name: str, kind: str, default: object) -> dict[str, object]:
+    if default is presets.REQUIRED:
+        return {"name": name, "type": kind, "required": True}
+    return {"name": name, "type": kind, "required": False, "default": default}
+
+
+@router.get("/v1/presets", tags=["catalogue"])
+def presets_catalogue() -> dict[str, Any]:
+    """Every layer preset of bundles: its arguments, their types and defaults."""
+    return {
+        "presets": [
+            {
+                "name": p.name,
+                "summary": p.summary,
+                "args": [
+                    {
+                        "name": k,
+                        "type": kind,
+                        **({} if d is presets.REQUIRED else {"default": d}),
+                        "required": d is presets.REQUIRED,
+                    }
+                    for k, (kind, d) in p.args.items()
+                ],
+            }
+            for p in presets.PRESETS.values()
+        ]
+    }
 
 
 @router.get("/v1/schemes", tags=["catalogue"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,23 @@ def test_readme_command_prints_what_the_readme_shows(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip("\n") == expected.rstrip("\n")
+
+
+PYTHON = [
+    b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "localhost:8000" in b
+]
+
+
+def test_the_readme_has_a_python_example() -> None:
+    assert PYTHON
+
+
+@pytest.mark.parametrize("code", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])
+def test_readme_python_runs_against_a_live_server(
+    server: Server, code: str, tmp_path: Path
+) -> None:
+    live = code.replace("localhost:8000", server.base)
+    result = subprocess.run(
+        [sys.executable, "-c", live], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr

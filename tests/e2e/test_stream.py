@@ -21,8 +21,8 @@ def generated(server: Server) -> int:
     raise AssertionError("no work counter")
 
 
-@pytest.mark.slow
-def test_a_gibibyte_streams_in_bounded_memory(server: Server) -> None:
+def peak_rss_while(server: Server, request: Callable[[], int]) -> tuple[int, int]:
+    """(bytes received, peak RSS rise over idle) while `request` runs, RSS from /proc."""
     httpx.get(f"{server.url}/v1/tensors/he_normal?shape=2048,2048&seed=1").raise_for_status()
     idle = server.rss()
     peak = idle
@@ -36,21 +36,44 @@ def test_a_gibibyte_streams_in_bounded_memory(server: Server) -> None:
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    received = 0
     try:
-        url = f"{server.url}/v1/tensors/he_normal?shape=16384,16384&seed=2&format=raw"
-        with httpx.stream("GET", url, timeout=120) as r:
-            assert r.status_code == 200
-            assert int(r.headers["content-length"]) == GIB
-            for chunk in r.iter_raw(1 << 20):
-                received += len(chunk)
+        received = request()
     finally:
         done.set()
         sampler.join()
+    return received, peak - idle
+
+
+def drain(method: str, url: str, length: int, body: object = None) -> int:
+    received = 0
+    with httpx.stream(method, url, timeout=300, json=body) as r:
+        assert r.status_code == 200
+        assert int(r.headers["content-length"]) == length
+        for chunk in r.iter_raw(1 << 20):
+            received += len(chunk)
+    return received
+
+
+@pytest.mark.slow
+def test_a_gibibyte_streams_in_bounded_memory(server: Server) -> None:
+    url = f"{server.url}/v1/tensors/he_normal?shape=16384,16384&seed=2&format=raw"
+    received, rise = peak_rss_while(server, lambda: drain("GET", url, GIB))
     assert received == GIB
-    assert peak - idle <= 64 * (1 << 20), (
-        f"peak RSS {peak / 2**20:.0f} MiB, idle {idle / 2**20:.0f} MiB"
+    assert rise <= 64 << 20, f"RSS rose {rise / 2**20:.0f} MiB"
+
+
+@pytest.mark.slow
+def test_a_two_gibibyte_bundle_streams_in_bounded_memory(server: Server) -> None:
+    layer = {"preset": "gpt2.Linear", "in_features": 8192, "out_features": 8192, "bias": False}
+    manifest = {"seed": 5, "layers": [{**layer, "name": f"h.{i}"} for i in range(8)]}
+    d = httpx.post(f"{server.url}/v1/bundles/describe", json=manifest).json()
+    assert d["content_length"] - d["header_bytes"] == 2 * GIB
+    url = f"{server.url}/v1/bundles"
+    received, rise = peak_rss_while(
+        server, lambda: drain("POST", url, d["content_length"], manifest)
     )
+    assert received == d["content_length"]
+    assert rise <= 64 << 20, f"RSS rose {rise / 2**20:.0f} MiB"
 
 
 def test_a_client_that_disconnects_stops_the_generation(server: Server) -> None:
