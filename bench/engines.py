@@ -1,10 +1,10 @@
 """Values per second of each engine × distribution × dtype, against torch and numpy's own RNGs.
 
-    .venv/bin/python -m bench.engines [--elements N] [--repeats R] [--threads T]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.engines [--elements N] [--repeats R]
 
 Every configuration runs R times, interleaved round-robin so a noisy neighbour hits all of them
 alike; the table shows the median rate and its ratio to `torch.Tensor.normal_` (float32) on
-the same threads. Prints markdown, ready for docs/benchmarks.md.
+one thread (it does not scale past one here). Prints markdown, ready for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -32,19 +32,27 @@ LAWS = {
 }
 
 
-def cases(n: int, dtypes: list[str]) -> dict[str, Callable[[], object]]:
+def cases(n: int, dtypes: list[str], threads: int) -> dict[str, Callable[[], object]]:
     shape = (n // 1024, 1024)
     out: dict[str, Callable[[], object]] = {}
     buf = torch.empty(n)
     gen = np.random.default_rng(0)
     out["baseline torch.Tensor.normal_ float32"] = lambda: buf.normal_()
     out["baseline numpy standard_normal float32"] = lambda: gen.standard_normal(n, np.float32)
-    for engine in (NumpyEngine(), TorchEngine()):
+    engines = {
+        "fused kernel, 1 thread": NumpyEngine(threads=1),
+        f"fused kernel, {threads} threads": NumpyEngine(threads=threads),
+        "numpy reference": NumpyEngine(fast=False),
+        "torch reference": TorchEngine(),
+    }
+    for label, engine in engines.items():
+        if label.startswith("fused") and not engine.fast:  # type: ignore[attr-defined]
+            continue
         for law, (scheme, convention) in LAWS.items():
             plan = schemes.resolve(scheme, shape, convention)
             for dt in dtypes:
                 s = Sampling(plan, 1, "weight", DTYPES[dt])  # type: ignore[index]
-                out[f"{engine.name} {law} {dt}"] = (
+                out[f"{label}: {law} {dt}"] = (
                     lambda e=engine, s=s: e.generate(s, 0, n, "cpu")  # type: ignore[misc]
                 )
     return out
@@ -54,11 +62,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--elements", type=int, default=1 << 22)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--dtypes", default="float32,float64,float16,bfloat16")
+    parser.add_argument("--threads", type=int, default=2, help="for the fused kernel")
+    parser.add_argument("--dtypes", default="float32,float64,bfloat16")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    runs = cases(args.elements, args.dtypes.split(","))
+    torch.set_num_threads(1)  # torch's normal_ does not scale past one thread here
+    runs = cases(args.elements, args.dtypes.split(","), args.threads)
     times: dict[str, list[float]] = {k: [] for k in runs}
     for fn in runs.values():  # warm-up
         fn()
@@ -71,7 +79,7 @@ def main() -> None:
     base = rate["baseline torch.Tensor.normal_ float32"]
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
-        f"torch {torch.__version__}, numpy {np.__version__}; torch threads {args.threads}; "
+        f"torch {torch.__version__}, numpy {np.__version__}; torch 1 thread; "
         f"{args.elements} elements x {args.repeats} interleaved runs, median"
     )
     print("\n| configuration | M values/s | × torch normal_ |\n|---|---:|---:|")

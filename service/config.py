@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field
@@ -25,5 +26,11 @@ class Settings(BaseSettings):
     )
     devices: tuple[Literal["cpu", "cuda"], ...] = Field(
         ("cpu", "cuda"), description="devices a request may ask for"
+    )
+    threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="threads of the fused CPU kernel per block (default: the CPU count)",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

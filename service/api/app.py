@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.limits = Limits(settings.max_elements, settings.max_bytes)
-    app.state.engines = Engines(settings.engine, settings.devices)
+    app.state.engines = Engines(settings.engine, settings.devices, settings.threads)
     app.state.capacity = Capacity(settings.max_streams)
     app.state.work = Work()
     problems.install(app)

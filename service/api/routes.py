@@ -169,9 +169,14 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["operations"])
 def readyz(request: Request) -> dict[str, object]:
-    """Readiness: the engines are built; lists the devices this deployment serves."""
+    """Readiness: the engines are built; the devices served; whether the fused kernel is."""
     engines = _engines(request)
-    return {"status": "ready", "engine": engines.cpu.name, "devices": list(engines.devices())}
+    return {
+        "status": "ready",
+        "engine": engines.cpu.name,
+        "devices": list(engines.devices()),
+        "fast_kernel": engines.numpy.fast,
+    }
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["operations"])

@@ -21,13 +21,19 @@ __all__ = ["ENGINE_NAMES", "Engine", "EngineName", "Engines", "Sampling"]
 class Engines:
     """The engines of this deployment; `select` resolves a request's device to one of them."""
 
-    def __init__(self, cpu: str = "numpy", allowed_devices: tuple[str, ...] = ("cpu", "cuda")):
+    def __init__(
+        self,
+        cpu: str = "numpy",
+        allowed_devices: tuple[str, ...] = ("cpu", "cuda"),
+        threads: int = 1,
+    ):
         if cpu not in ENGINE_NAMES:
             raise UnsupportedCombination(
                 f"unknown engine {cpu!r}; expected one of {one_of(ENGINE_NAMES)}"
             )
         self.allowed = allowed_devices
-        self.by_name: dict[str, Engine] = {"numpy": NumpyEngine()}
+        self.numpy = NumpyEngine(threads=threads)
+        self.by_name: dict[str, Engine] = {"numpy": self.numpy}
         if cpu == "torch":
             from service.engines.torch_engine import TorchEngine
 

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from service.dtypes import DType
 from service.engines import structured
 from service.engines.base import Sampling, blank_rows
+from service.engines.fast import FastKernel, available, supports
 from service.engines.values import STRUCTURED_KINDS, values
 
 E4M3_MAX = 448.0  # largest finite float8_e4m3fn; torch saturates there, so do we
@@ -60,20 +61,31 @@ def cast(x: npt.NDArray[np.float64], dtype: DType) -> npt.NDArray[Any]:
     if dtype.integer:  # constants only (plan checks), so the values are integral
         return x.astype(NUMPY_DTYPES[dtype.name])
     with np.errstate(over="ignore"):  # overflow to ±inf is the defined result
-        x32 = x.astype("<f4")
+        return narrow(x.astype("<f4"), dtype)
+
+
+def narrow(x32: npt.NDArray[np.float32], dtype: DType) -> npt.NDArray[Any]:
+    """float32 → dtype (round to nearest even; float8_e4m3fn saturates like torch)."""
+    if dtype.name == "float32":
+        return x32
+    with np.errstate(over="ignore"):
         if dtype.name == "float8_e4m3fn":
             x32 = np.clip(x32, -E4M3_MAX, E4M3_MAX)
-        if dtype.name == "float32":
-            return x32
         return x32.astype(NUMPY_DTYPES[dtype.name])
 
 
 class NumpyEngine:
     name = "numpy"
 
-    def __init__(self, chunk: int = 1 << 17) -> None:
+    def __init__(self, chunk: int = 1 << 17, fast: bool = True, threads: int = 1) -> None:
+        """`fast`: use the fused C kernel where it was built (same bytes); `threads` for it."""
         self.chunk = chunk
         self.ops = NumpyOps()
+        self.kernel = FastKernel(threads) if fast and available() else None
+
+    @property
+    def fast(self) -> bool:
+        return self.kernel is not None
 
     def devices(self) -> tuple[str, ...]:
         return ("cpu",)
@@ -85,6 +97,12 @@ class NumpyEngine:
         stop: int,
         device: str = "cpu",  # noqa: ARG002 - the numpy engine has one device
     ) -> memoryview:
+        if self.kernel is not None and stop > start and supports(sampling):
+            wide = sampling.dtype.words == 2
+            raw = np.empty(stop - start, dtype="<f8" if wide else "<f4")
+            self.kernel.fill(raw, sampling, start, stop)
+            out = raw if wide else narrow(raw, sampling.dtype)
+            return blank_rows(out.view(np.uint8).data, sampling, start, stop)
         out = np.empty(max(stop - start, 0), dtype=NUMPY_DTYPES[sampling.dtype.name])
         if stop > start and sampling.scheme.law.kind in STRUCTURED_KINDS:
             out[:] = cast(structured.tensor(self.ops, sampling)[start:stop], sampling.dtype)

@@ -24,13 +24,13 @@ def values(ops: ArrayOps, s: Sampling, start: int, stop: int) -> Any:
     if law.kind in RANDOM_KINDS:
         u = rng.uniform(ops, s.seed, s.stream, start, stop, wide=s.dtype.words == 2)
         if law.kind == "uniform":
-            low, high = _bounds(law.low, law.high)
+            low, high = bounds(law.low, law.high)
             return u * (high - low) + low
         sigma = law.stddev if law.stddev is not None else 0.0
         if law.kind == "normal":
             z = rng.normal_ppf(ops, u)
         else:
-            alpha, beta = _bounds(law.alpha, law.beta)
+            alpha, beta = bounds(law.alpha, law.beta)
             z = rng.truncated_ppf(ops, u, truncation(alpha, beta))
         return z * sigma + law.loc
     index = ops.arange(start, stop)
@@ -46,7 +46,7 @@ def values(ops: ArrayOps, s: Sampling, start: int, stop: int) -> Any:
     raise ValueError(f"values() does not produce kind {law.kind!r}")
 
 
-def _bounds(low: float | None, high: float | None) -> tuple[float, float]:
+def bounds(low: float | None, high: float | None) -> tuple[float, float]:
     if low is None or high is None:
         raise ValueError("a bounded law without bounds")
     return low, high

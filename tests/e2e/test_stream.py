@@ -99,7 +99,8 @@ def test_streams_beyond_capacity_get_503_with_retry_after(
     url = f"{server.url}/v1/tensors/he_normal?shape=8192,8192&seed=4&format=raw"
     with httpx.stream("GET", url, timeout=60) as first:
         assert first.status_code == 200
-        next(first.iter_raw(1 << 16))
+        chunks = first.iter_raw(1 << 16)  # kept alive: a dropped iterator closes the stream
+        next(chunks)
         second = httpx.get(url, timeout=60)
         assert second.status_code == 503
         assert second.headers["content-type"] == "application/problem+json"

@@ -188,6 +188,7 @@ def test_health_probes(client: TestClient) -> None:
         "status": "ready",
         "engine": "numpy",
         "devices": ["cpu"],
+        "fast_kernel": True,
     }
 
 

@@ -17,7 +17,7 @@ from scipy import stats
 
 from service import schemes
 from service.dtypes import DTYPES
-from service.engines import Engines, Sampling
+from service.engines import Engines, Sampling, fast
 from service.engines.numpy_engine import NUMPY_DTYPES, NumpyEngine
 from service.engines.numpy_engine import cast as numpy_cast
 from service.engines.torch_engine import TorchEngine
@@ -359,3 +359,29 @@ def test_cuda_gives_the_cpu_bytes(
 ) -> None:
     s = sampling(scheme, shape, convention, params, 11, "weight", dtype)
     assert TORCH.generate(s, 0, s.numel, "cuda") == NUMPY.generate(s, 0, s.numel)
+
+
+# --- the fused C kernel -------------------------------------------------------------------
+
+
+def test_the_fused_kernel_is_built_here() -> None:
+    """CI builds it (a compiler is there); elsewhere the reference path serves the same bytes."""
+    assert fast.available()
+    assert NumpyEngine().fast
+    assert not NumpyEngine(fast=False).fast
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(
+    ("scheme", "shape", "convention", "params"),
+    [*LAWS, ("truncated_normal", (1000,), "torch", Params(a=-40.0, b=-37.5))],
+)
+def test_the_fused_kernel_gives_the_reference_bytes(
+    scheme: str, shape: tuple[int, ...], convention: str, params: Params, dtype: str
+) -> None:
+    s = sampling(scheme, shape, convention, params, 2**63 + 5, "kernel.check", dtype)
+    reference = bytes(NumpyEngine(fast=False).generate(s, 0, s.numel))
+    assert bytes(NumpyEngine(threads=1).generate(s, 0, s.numel)) == reference
+    size = s.dtype.itemsize
+    part = NumpyEngine(threads=3).generate(s, 17, s.numel - 3)
+    assert bytes(part) == reference[17 * size : (s.numel - 3) * size]

@@ -1,0 +1,84 @@
+"""The fused C kernel (`_fastcore`, built at install when a compiler is there), split across
+threads. Same bytes as the reference path; `available()` says whether it was built."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+from typing import Any
+
+from service.engines.base import Sampling
+from service.engines.values import bounds, truncation
+
+KINDS = {"normal": 0, "truncated_normal": 1, "uniform": 2}
+MIN_SPLIT = 1 << 16  # elements below which one thread does it all
+
+
+def _load() -> ModuleType | None:
+    try:
+        from service.engines import _fastcore  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _fastcore  # type: ignore[no-any-return]
+
+
+CORE = _load()
+
+
+def available() -> bool:
+    return CORE is not None
+
+
+def supports(s: Sampling) -> bool:
+    return CORE is not None and s.scheme.law.kind in KINDS
+
+
+class FastKernel:
+    """Fills a float32 (or, for float64 output, float64) buffer with values [start, stop)."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = max(1, threads)
+        self.pool = (
+            ThreadPoolExecutor(self.threads, "weightgen-kernel") if self.threads > 1 else None
+        )
+
+    def fill(self, out: Any, s: Sampling, start: int, stop: int) -> None:
+        law = s.scheme.law
+        core = CORE
+        if core is None:
+            raise RuntimeError("the fused kernel was not built")
+        t = (0.0, 0.0, 0.0, 0.0, 1.0)
+        if law.kind == "truncated_normal":
+            tr = truncation(*bounds(law.alpha, law.beta))
+            t = (tr.lo, tr.hi, tr.low_cdf, tr.mass, tr.sign)
+        low, width = 0.0, 0.0
+        if law.kind == "uniform":
+            low, high = bounds(law.low, law.high)
+            width = high - low
+        sigma = law.stddev if law.stddev is not None else 0.0
+        args = (
+            KINDS[law.kind],
+            s.seed,
+            s.stream,
+            int(s.dtype.words == 2),
+            law.loc,
+            sigma,
+            low,
+            width,
+            *t,
+        )
+        n = stop - start
+        parts = self.threads if self.pool is not None and n >= MIN_SPLIT else 1
+        edges = [start + n * i // parts for i in range(parts + 1)]
+        view = memoryview(out).cast("B")
+        size = out.itemsize
+
+        def part(i: int) -> None:
+            lo, hi = edges[i], edges[i + 1]
+            chunk = view[(lo - start) * size : (hi - start) * size]
+            core.generate(chunk, args[0], lo, hi, *args[1:])
+
+        if parts == 1:
+            part(0)
+        elif self.pool is not None:
+            list(self.pool.map(part, range(parts)))
