@@ -1,22 +1,200 @@
-"""The `weightgen` command."""
+"""The `weightgen` command: run the service, or use one.
+
+    weightgen serve [--host H] [--port P]
+    weightgen schemes [--json]
+    weightgen describe he_normal 3 3 32 64 [--convention keras] [-p factor=2] [--json]
+    weightgen fetch he_normal 4096 4096 --seed 1 -o w.safetensors [--connections 4]
+    weightgen bundle manifest.json -o init.safetensors
+
+Exit codes: 0 done; 2 bad usage; 3 the server refused (its problem is printed); 4 the server
+could not be reached; 5 the bytes did not add up.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from service.config import Settings
 
+EXIT_USAGE, EXIT_PROBLEM, EXIT_UNREACHABLE, EXIT_INTEGRITY = 2, 3, 4, 5
+FORMATS = {".npy": "npy", ".safetensors": "safetensors", ".bin": "raw", ".raw": "raw"}
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="weightgen", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="weightgen",
+        description="Initialized neural-network weight tensors over HTTP.",
+        epilog="Exit codes: 0 done, 2 usage, 3 refused by the server, 4 unreachable, 5 integrity.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="interface to bind (default WEIGHTGEN_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default WEIGHTGEN_PORT or 8000)")
+
+    def client_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--url",
+            default=os.environ.get("WEIGHTGEN_URL", "http://127.0.0.1:8000"),
+            help="the service (default WEIGHTGEN_URL or http://127.0.0.1:8000)",
+        )
+        p.add_argument(
+            "--api-key",
+            default=os.environ.get("WEIGHTGEN_API_KEY"),
+            help="bearer key (default WEIGHTGEN_API_KEY)",
+        )
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def tensor_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("scheme", help="a scheme or alias (weightgen schemes lists them)")
+        p.add_argument("shape", nargs="*", type=int, help="dimensions (none: a scalar)")
+        p.add_argument("--convention", help="keras (default), torch, jax, tf1, caffe")
+        p.add_argument("--seed", type=int, help="0 … 2^64-1 (absent: the service picks one)")
+        p.add_argument("--dtype", help="float32 (default), float64, float16, bfloat16, …")
+        p.add_argument("--name", help="tensor name (default weight)")
+        p.add_argument(
+            "-p",
+            "--param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a scheme parameter, e.g. -p factor=2 -p mode=fan_out",
+        )
+
+    schemes = commands.add_parser("schemes", help="list the schemes and their conventions")
+    client_options(schemes)
+    describe = commands.add_parser("describe", help="the numbers of a tensor, without sampling")
+    tensor_options(describe)
+    client_options(describe)
+    fetch = commands.add_parser("fetch", help="download a tensor to a file")
+    tensor_options(fetch)
+    client_options(fetch)
+    fetch.add_argument("-o", "--output", required=True, help="file: .npy, .safetensors or .bin")
+    fetch.add_argument("--format", choices=["npy", "safetensors", "raw"], help="default: from -o")
+    fetch.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
+    bundle = commands.add_parser("bundle", help="download a bundle (manifest JSON) to a file")
+    bundle.add_argument("manifest", help="a JSON manifest file, or - for standard input")
+    bundle.add_argument("-o", "--output", required=True, help="the .safetensors file")
+    bundle.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
+    client_options(bundle)
     return parser
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (exit code 2, like argparse's own errors)."""
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"-p takes KEY=VALUE; received {item!r}")
+        params[key] = _value(value)
+    for key in ("convention", "seed", "dtype", "name"):
+        if getattr(args, key, None) is not None:
+            params[key] = getattr(args, key)
+    return params
+
+
+class Bar:
+    """A progress line on stderr (bytes, rate, ETA), drawn only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream, self.start, self.last = stream, time.monotonic(), 0.0
+        self.enabled = stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.1 and done < total):
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        eta = (total - done) / rate if rate > 0 else 0.0
+        pct = 100 * done / total if total else 100.0
+        self.stream.write(
+            f"\r{done / 2**20:9.1f} / {total / 2**20:.1f} MiB {pct:5.1f}% "
+            f"{rate / 2**20:7.1f} MiB/s ETA {int(eta // 60)}:{int(eta % 60):02d} "
+        )
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2) if args.json else text)
+
+
+def run(args: argparse.Namespace) -> int:
+    from service.client import Client
+
+    with Client(args.url, api_key=args.api_key) as client:
+        if args.command == "schemes":
+            data = client.schemes()
+            lines = [
+                f"{s['name']:<18} {', '.join(s['conventions']):<28} {s['summary']}"
+                for s in data["schemes"]
+            ]
+            _print(args, data, "\n".join(lines))
+        elif args.command == "describe":
+            d = client.describe(args.scheme, args.shape, **_params(args))
+            p = d["plan"]
+            _print(
+                args,
+                d,
+                "\n".join(
+                    [
+                        f"{p['rule']}",
+                        f"{p['formula']}",
+                        f"fan_in {p['fan_in']}  fan_out {p['fan_out']}  stddev {p['stddev']}  "
+                        f"limit {p['limit']}  effective std {p['effective_std']}",
+                        f"seed {d['seed']}, {d['content_length']} bytes, {d['url']}",
+                    ]
+                ),
+            )
+        elif args.command == "fetch":
+            fmt = args.format or FORMATS.get(Path(args.output).suffix, "npy")
+            r = client.resource(args.scheme, args.shape, format=fmt, **_params(args))
+            client.save(r, args.output, connections=args.connections, progress=Bar(sys.stderr))
+            _print(
+                args,
+                {"path": args.output, "bytes": r.length, "etag": r.etag, "url": r.url},
+                f"{args.output}: {r.length} bytes ({fmt}), seed {r.info['seed']}",
+            )
+        elif args.command == "bundle":
+            text = sys.stdin.read() if args.manifest == "-" else Path(args.manifest).read_text()
+            try:
+                manifest = json.loads(text)
+            except ValueError as exc:
+                raise UsageError(f"{args.manifest} is not JSON: {exc}") from None
+            r = client.bundle_resource(manifest)
+            client.save(r, args.output, connections=args.connections, progress=Bar(sys.stderr))
+            _print(
+                args,
+                {
+                    "path": args.output,
+                    "bytes": r.length,
+                    "tensors": len(r.info["tensors"]),
+                    "etag": r.etag,
+                },
+                f"{args.output}: {r.length} bytes, {len(r.info['tensors'])} tensors, "
+                f"seed {r.info['seed']}",
+            )
+    return 0
 
 
 def serve(host: str | None, port: int | None) -> None:
@@ -42,3 +220,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "serve":
         serve(args.host, args.port)
+        return
+    from service.client import IntegrityError, ProblemError, UnreachableError
+
+    try:
+        code = run(args)
+    except UsageError as exc:
+        print(f"weightgen: error: {exc}", file=sys.stderr)
+        code = EXIT_USAGE
+    except ProblemError as exc:
+        print(f"weightgen: error: {exc.title} ({exc.status}): {exc.detail}", file=sys.stderr)
+        code = EXIT_PROBLEM
+    except UnreachableError as exc:
+        print(f"weightgen: error: {exc}", file=sys.stderr)
+        code = EXIT_UNREACHABLE
+    except IntegrityError as exc:
+        print(f"weightgen: error: {exc}", file=sys.stderr)
+        code = EXIT_INTEGRITY
+    except OSError as exc:
+        print(f"weightgen: error: {exc}", file=sys.stderr)
+        code = EXIT_PROBLEM
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

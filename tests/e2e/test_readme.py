@@ -3,6 +3,7 @@ and prints exactly the output the README shows."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def test_readme_command_prints_what_the_readme_shows(
         text=True,
         timeout=60,
         cwd=tmp_path,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip("\n") == expected.rstrip("\n")

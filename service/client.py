@@ -1,0 +1,388 @@
+"""A Python client of weightgen: describe, fetch tensors and bundles, download files.
+
+Every fetch goes through the resource's GET URL (from describe), so downloads can resume with
+`Range` + `If-Range` after a dropped connection and can be split into parallel byte ranges. The
+client checks `Content-Length` and that every part carries the same ETag, retries connection
+errors and 503s (honouring `Retry-After`) with exponential backoff, and raises typed errors that
+carry the server's problem details.
+
+    from service.client import Client
+    with Client("http://127.0.0.1:8000") as c:
+        w = c.numpy("he_normal", [256, 128], seed=7)               # numpy array
+        c.download("he_normal", [4096, 4096], "w.safetensors", seed=1, connections=4)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+class ClientError(Exception):
+    """Base of the client's errors."""
+
+
+class ProblemError(ClientError):
+    """The server answered with a problem (RFC 9457); `problem` holds its fields."""
+
+    def __init__(self, status: int, problem: Mapping[str, Any]) -> None:
+        self.status = status
+        self.problem = dict(problem)
+        self.title = str(problem.get("title", "error"))
+        self.detail = str(problem.get("detail", ""))
+        super().__init__(f"{status} {self.title}: {self.detail}")
+
+
+class UnreachableError(ClientError):
+    """The server could not be reached (after the retries)."""
+
+
+class IntegrityError(ClientError):
+    """The bytes received do not add up: wrong length, or the resource changed (ETag)."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What describe says about an answer: its GET URL, length and validator."""
+
+    url: str
+    length: int
+    etag: str
+    info: Mapping[str, Any]
+
+
+def _problem(response: httpx.Response) -> ProblemError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"title": response.reason_phrase, "detail": response.text[:200]}
+    if not isinstance(body, dict):
+        body = {"title": response.reason_phrase, "detail": str(body)[:200]}
+    return ProblemError(response.status_code, body)
+
+
+def _delay(attempt: int, backoff: float, response: httpx.Response | None) -> float:
+    wait: float = backoff * 2**attempt
+    if response is not None:
+        with contextlib.suppress(ValueError):
+            wait = max(wait, float(response.headers.get("retry-after", 0)))
+    return min(wait, 60.0)
+
+
+def tensor_body(scheme: str, shape: Sequence[int], params: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "scheme": scheme,
+        "shape": list(shape),
+        **{k: v for k, v in params.items() if v is not None},
+    }
+
+
+def split(length: int, parts: int) -> list[tuple[int, int]]:
+    """[start, stop) byte ranges covering [0, length) in `parts` nearly equal pieces."""
+    parts = max(1, min(parts, length)) if length else 1
+    edges = [length * i // parts for i in range(parts + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(parts)]
+
+
+class Client:
+    """Synchronous client. `transport` lets tests plug in an ASGI app or a mock."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.25,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(
+            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+        )
+        self.retries, self.backoff = retries, backoff
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- requests with retries ------------------------------------------------------------
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        for attempt in range(self.retries + 1):
+            response = None
+            try:
+                response = self.http.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise UnreachableError(f"cannot reach {self.http.base_url}: {exc}") from exc
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
+                    if response.status_code >= 400:
+                        raise _problem(response)
+                    return response
+            time.sleep(_delay(attempt, self.backoff, response))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def schemes(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._send("GET", "/v1/schemes").json()
+        return data
+
+    def describe(self, scheme: str, shape: Sequence[int], **params: Any) -> dict[str, Any]:
+        """The plan of a tensor (fans, std, limit, …), its GET URL, length and ETag."""
+        data: dict[str, Any] = self._send(
+            "POST", "/v1/tensors/describe", json=tensor_body(scheme, shape, params)
+        ).json()
+        return data
+
+    def describe_bundle(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = self._send(
+            "POST", "/v1/bundles/describe", json=dict(manifest)
+        ).json()
+        return data
+
+    def resource(self, scheme: str, shape: Sequence[int], **params: Any) -> Resource:
+        d = self.describe(scheme, shape, **params)
+        return Resource(d["url"], d["content_length"], d["etag"], d)
+
+    def bundle_resource(self, manifest: Mapping[str, Any]) -> Resource:
+        d = self.describe_bundle(manifest)
+        return Resource(d["url"], d["content_length"], d["etag"], d)
+
+    # --- downloads ------------------------------------------------------------------------
+
+    def fetch(
+        self, r: Resource, *, connections: int = 1, progress: Progress | None = None
+    ) -> bytes:
+        """All bytes of a resource, in parallel ranges when `connections` > 1."""
+        out = bytearray(r.length)
+        self._into(r, memoryview(out), connections, progress)
+        return bytes(out)
+
+    def save(
+        self,
+        r: Resource,
+        path: str | Path,
+        *,
+        connections: int = 1,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Write a resource to `path` (through a temporary `.part` file, renamed when whole)."""
+        path = Path(path)
+        part = path.with_name(path.name + ".part")
+        with part.open("wb") as f:
+            f.truncate(r.length)
+        with part.open("r+b") as f:
+            import mmap
+
+            if r.length:
+                with mmap.mmap(f.fileno(), r.length) as mm:
+                    self._into(r, memoryview(mm), connections, progress)
+        part.replace(path)
+        return path
+
+    def _into(
+        self, r: Resource, out: memoryview, connections: int, progress: Progress | None
+    ) -> None:
+        done = [0]
+
+        def advance(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress(done[0], r.length)
+
+        if r.length == 0:
+            return
+        ranges = split(r.length, connections)
+        if len(ranges) == 1:
+            self._range(r, 0, r.length, out, advance)
+            return
+        with ThreadPoolExecutor(len(ranges)) as pool:
+            for f in [pool.submit(self._range, r, a, b, out, advance) for a, b in ranges]:
+                f.result()
+
+    def _range(
+        self, r: Resource, start: int, stop: int, out: memoryview, advance: Callable[[int], None]
+    ) -> None:
+        """Bytes [start, stop) into out[start:stop], resuming after dropped connections."""
+        at, attempt = start, 0
+        while at < stop:
+            headers = {"If-Range": r.etag} if r.etag and not r.etag.startswith("W/") else {}
+            if at > 0 or stop < r.length:
+                headers["Range"] = f"bytes={at}-{stop - 1}"
+            try:
+                with self.http.stream("GET", r.url, headers=headers) as response:
+                    if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                        response.read()
+                        time.sleep(_delay(attempt, self.backoff, response))
+                        attempt += 1
+                        continue
+                    if response.status_code >= 400:
+                        response.read()
+                        raise _problem(response)
+                    etag = response.headers.get("etag", "")
+                    if etag != r.etag:
+                        raise IntegrityError(
+                            f"ETag changed from {r.etag} to {etag}: not the resource described"
+                        )
+                    if response.status_code == 200 and at != 0:
+                        at = 0  # the server ignored the range: take the whole body again
+                    for chunk in response.iter_raw():
+                        n = min(len(chunk), stop - at)
+                        out[at : at + n] = chunk[:n]
+                        at += n
+                        advance(n)
+                        if at >= stop:
+                            break
+                    if r.length == 0:
+                        return
+            except httpx.TransportError as exc:
+                if attempt >= self.retries:
+                    raise UnreachableError(
+                        f"download of {r.url} failed at byte {at}: {exc}"
+                    ) from exc
+                time.sleep(_delay(attempt, self.backoff, None))
+                attempt += 1
+        if at != stop:
+            raise IntegrityError(f"received up to byte {at} of {stop}")
+
+    # --- conveniences -----------------------------------------------------------------------
+
+    def numpy(self, scheme: str, shape: Sequence[int], **params: Any) -> npt.NDArray[Any]:
+        """The tensor as a numpy array (.npy; bfloat16 and float8 need ml_dtypes, via raw)."""
+        params.setdefault(
+            "format",
+            "npy" if params.get("dtype", "float32") in ("float32", "float64", "float16") else "raw",
+        )
+        r = self.resource(scheme, shape, **params)
+        data = self.fetch(r, connections=int(params.pop("connections", 1) or 1))
+        if params["format"] == "npy":
+            return np.load(io.BytesIO(data), allow_pickle=False)  # type: ignore[no-any-return]
+        import ml_dtypes
+
+        dtype = np.dtype(getattr(ml_dtypes, str(params["dtype"]), None) or str(params["dtype"]))
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+    def torch(self, scheme: str, shape: Sequence[int], **params: Any) -> Any:
+        """The tensor as a torch tensor (safetensors)."""
+        import safetensors.torch
+
+        name = str(params.setdefault("name", "weight"))
+        r = self.resource(scheme, shape, **{**params, "format": "safetensors"})
+        return safetensors.torch.load(self.fetch(r))[name]
+
+    def state_dict(self, manifest: Mapping[str, Any], *, connections: int = 1) -> dict[str, Any]:
+        """A bundle as a dict of torch tensors, ready for `load_state_dict`."""
+        import safetensors.torch
+
+        data = self.fetch(self.bundle_resource(manifest), connections=connections)
+        return dict(safetensors.torch.load(data))
+
+
+class AsyncClient:
+    """The asynchronous twin of `Client` (describe, fetch; parallel ranges with gather)."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.25,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.AsyncClient(
+            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+        )
+        self.retries, self.backoff = retries, backoff
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        for attempt in range(self.retries + 1):
+            response = None
+            try:
+                response = await self.http.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise UnreachableError(f"cannot reach {self.http.base_url}: {exc}") from exc
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
+                    if response.status_code >= 400:
+                        raise _problem(response)
+                    return response
+            await asyncio.sleep(_delay(attempt, self.backoff, response))
+        raise AssertionError("unreachable")
+
+    async def describe(self, scheme: str, shape: Sequence[int], **params: Any) -> dict[str, Any]:
+        response = await self._send(
+            "POST", "/v1/tensors/describe", json=tensor_body(scheme, shape, params)
+        )
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def resource(self, scheme: str, shape: Sequence[int], **params: Any) -> Resource:
+        d = await self.describe(scheme, shape, **params)
+        return Resource(d["url"], d["content_length"], d["etag"], d)
+
+    async def fetch(self, r: Resource, *, connections: int = 1) -> bytes:
+        out = bytearray(r.length)
+        await asyncio.gather(*(self._range(r, a, b, out) for a, b in split(r.length, connections)))
+        return bytes(out)
+
+    async def _range(self, r: Resource, start: int, stop: int, out: bytearray) -> None:
+        at, attempt = start, 0
+        while at < stop:
+            headers = {"Range": f"bytes={at}-{stop - 1}"}
+            if not r.etag.startswith("W/"):
+                headers["If-Range"] = r.etag
+            try:
+                async with self.http.stream("GET", r.url, headers=headers) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise _problem(response)
+                    if response.headers.get("etag", "") != r.etag:
+                        raise IntegrityError("ETag changed: the resource is not the one described")
+                    if response.status_code == 200:
+                        at = 0
+                    async for chunk in response.aiter_raw():
+                        n = min(len(chunk), stop - at)
+                        out[at : at + n] = chunk[:n]
+                        at += n
+                        if at >= stop:
+                            break
+            except httpx.TransportError as exc:
+                if attempt >= self.retries:
+                    raise UnreachableError(
+                        f"download of {r.url} failed at byte {at}: {exc}"
+                    ) from exc
+                await asyncio.sleep(_delay(attempt, self.backoff, None))
+                attempt += 1
+        if at != stop:
+            raise IntegrityError(f"received up to byte {at} of {stop}")

@@ -1,0 +1,126 @@
+"""service.client against mock transports: retries, typed problems, integrity checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from service.client import (
+    Client,
+    IntegrityError,
+    ProblemError,
+    Resource,
+    UnreachableError,
+    split,
+)
+
+PAYLOAD = bytes(range(256)) * 40
+ETAG = '"abc"'
+
+
+class Broken(httpx.SyncByteStream):
+    """A body that stops with a connection reset after `n` bytes."""
+
+    def __init__(self, data: bytes, request: httpx.Request) -> None:
+        self.data, self.request = data, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+        raise httpx.ReadError("connection reset", request=self.request)
+
+
+def serve_ranges(request: httpx.Request, etag: str = ETAG) -> httpx.Response:
+    header = request.headers.get("range")
+    if header is None:
+        return httpx.Response(200, stream=httpx.ByteStream(PAYLOAD), headers={"ETag": etag})
+    a, b = header.removeprefix("bytes=").split("-")
+    start, stop = int(a), int(b) + 1
+    body = httpx.ByteStream(PAYLOAD[start:stop])
+    return httpx.Response(206, stream=body, headers={"ETag": etag})
+
+
+def test_split_covers_the_range() -> None:
+    assert split(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert split(2, 8) == [(0, 1), (1, 2)]
+    assert split(0, 4) == [(0, 0)]
+
+
+def test_retries_503_and_honours_retry_after() -> None:
+    calls: list[int] = []
+
+    def handler(_: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) < 3:
+            return httpx.Response(503, json={"title": "busy"}, headers={"Retry-After": "0"})
+        return httpx.Response(200, json={"schemes": []})
+
+    with Client("http://x", transport=httpx.MockTransport(handler), backoff=0.001) as c:
+        assert c.schemes() == {"schemes": []}
+    assert len(calls) == 3
+
+
+def test_problems_become_typed_errors() -> None:
+    def handler(_: httpx.Request) -> httpx.Response:
+        problem = {
+            "type": "urn:weightgen:problem:invalid-scheme",
+            "title": "Invalid scheme",
+            "status": 422,
+            "detail": "unknown scheme 'x'",
+        }
+        return httpx.Response(422, json=problem)
+
+    with (
+        Client("http://x", transport=httpx.MockTransport(handler)) as c,
+        pytest.raises(ProblemError) as info,
+    ):
+        c.describe("x", [2])
+    assert info.value.status == 422
+    assert info.value.problem["type"] == "urn:weightgen:problem:invalid-scheme"
+    assert "unknown scheme 'x'" in str(info.value)
+
+
+def test_connection_errors_retry_then_raise_unreachable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    mock = httpx.MockTransport(handler)
+    with Client("http://x", transport=mock, retries=2, backoff=0.001) as c:  # noqa: SIM117
+        with pytest.raises(UnreachableError, match="cannot reach"):
+            c.schemes()
+
+
+def test_parallel_ranges_reassemble_the_payload() -> None:
+    r = Resource("/t", len(PAYLOAD), ETAG, {})
+    with Client("http://x", transport=httpx.MockTransport(serve_ranges)) as c:
+        assert c.fetch(r, connections=5) == PAYLOAD
+        assert c.fetch(r) == PAYLOAD
+
+
+def test_a_changed_etag_is_an_integrity_error() -> None:
+    r = Resource("/t", len(PAYLOAD), ETAG, {})
+    mock = httpx.MockTransport(lambda q: serve_ranges(q, '"new"'))
+    with (
+        Client("http://x", transport=mock) as c,
+        pytest.raises(IntegrityError, match="ETag changed"),
+    ):
+        c.fetch(r, connections=2)
+
+
+def test_a_short_body_is_resumed_with_range_and_if_range() -> None:
+    seen: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.headers))
+        if len(seen) == 1:  # the first answer breaks after 1000 bytes
+            return httpx.Response(
+                200, stream=Broken(PAYLOAD[:1000], request), headers={"ETag": ETAG}
+            )
+        return serve_ranges(request)
+
+    r = Resource("/t", len(PAYLOAD), ETAG, {})
+    with Client("http://x", transport=httpx.MockTransport(handler), backoff=0.001) as c:
+        assert c.fetch(r) == PAYLOAD
+    assert seen[1]["range"] == f"bytes=1000-{len(PAYLOAD) - 1}"
+    assert seen[1]["if-range"] == ETAG
