@@ -200,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
 def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
+    from service import logs
     from service.api import create_app
 
     overrides: dict[str, Any] = {}
@@ -212,7 +213,9 @@ def serve(host: str | None, port: int | None) -> None:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level,
+        log_config=logs.config(settings.log_level),
+        access_log=False,  # the service logs each request itself, as JSON with its id
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
 
 

@@ -33,4 +33,11 @@ class Settings(BaseSettings):
         le=256,
         description="threads of the fused CPU kernel per block (default: the CPU count)",
     )
+    api_keys: list[str] = Field(
+        [], description="bearer keys for /v1 (JSON list); none: the service is open"
+    )
+    cors_origins: list[str] = Field([], description="origins allowed by CORS (JSON list)")
+    shutdown_timeout: int = Field(
+        30, ge=0, description="seconds streams in flight may take to finish on SIGTERM"
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

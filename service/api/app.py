@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from service import __version__
 from service.api import problems
+from service.api.metrics import Metrics
+from service.api.middleware import ApiKeys, BodyLimit, RequestIds, cors_headers
 from service.api.routes import router
-from service.api.stream import Capacity, Work
+from service.api.stream import Capacity
+from service.api.tensors import HEADER_NAMES
 from service.config import Settings
 from service.engines import Engines
 from service.plan import Limits
@@ -25,7 +29,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limits = Limits(settings.max_elements, settings.max_bytes)
     app.state.engines = Engines(settings.engine, settings.devices, settings.threads)
     app.state.capacity = Capacity(settings.max_streams)
-    app.state.work = Work()
+    app.state.metrics = Metrics()
     problems.install(app)
     app.include_router(router)
+    # outermost last: request ids wrap everything, so 401s and 413s carry one too
+    if settings.cors_origins:
+        extra = sorted(
+            {
+                *HEADER_NAMES.values(),
+                "X-Init-Shape",
+                "X-Init-Dtype",
+                "X-Init-Format",
+                "X-Init-Tensors",
+                "X-Init-Header-Bytes",
+            }
+        )
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, **cors_headers(extra)
+        )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ApiKeys, keys=settings.api_keys)
+    app.add_middleware(RequestIds, metrics=app.state.metrics)
     return app

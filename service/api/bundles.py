@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from service.api import http
 from service.api.models import BundleRequest
-from service.api.problems import problem
+from service.api.problems import instance, problem
 from service.api.respond import cache_control, respond
 from service.api.tensors import planning
 from service.bundle import BundlePlan, plan_bundle
@@ -85,6 +85,6 @@ async def serve(body: BundleRequest, request: Request) -> Response:
     try:
         http.negotiate(request.headers.get("accept"), "safetensors", only="safetensors")
     except http.NotAcceptable as exc:
-        return problem(406, "not-acceptable", str(exc))
+        return problem(406, "not-acceptable", str(exc), instance=instance(request))
     b, url = make(body, request)
     return await respond(b, headers_for(b, url, body.name), request)

@@ -27,6 +27,12 @@ _TITLES = {
     "not-found": "Not found",
     "method-not-allowed": "Method not allowed",
     "internal": "Internal server error",
+    "unauthorized": "Unauthorized",
+    "content-too-large": "Content too large",
+    "not-acceptable": "Not acceptable",
+    "range-not-satisfiable": "Range not satisfiable",
+    "precondition-failed": "Precondition failed",
+    "overloaded": "Overloaded",
 }
 
 
@@ -35,17 +41,27 @@ def problem(
     slug: str,
     detail: str,
     headers: dict[str, str] | None = None,
+    *,
+    instance: str | None = None,
     **extensions: Any,
 ) -> JSONResponse:
-    """A problem+json answer; `type` is a URN naming the problem, `title` its summary."""
+    """A problem+json answer; `type` is a URN naming the problem, `title` its summary,
+    `instance` the request's id (also in X-Request-ID)."""
     body = {
         "type": f"urn:weightgen:problem:{slug}",
         "title": _TITLES.get(slug, slug.replace("-", " ").capitalize()),
         "status": status,
         "detail": detail,
+        **({"instance": instance} if instance else {}),
         **extensions,
     }
     return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def instance(request: Request) -> str | None:
+    """The problem's `instance`: the request's id (RequestIds middleware), as a URN."""
+    rid = request.scope.get("state", {}).get("request_id")
+    return f"urn:weightgen:request:{rid}" if rid else None
 
 
 def _pointer(loc: Sequence[int | str]) -> str:
@@ -58,7 +74,7 @@ def _received(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     errors = [
         {
             "pointer": _pointer(e["loc"]),
@@ -72,15 +88,22 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
         + (f" (received {e['received']})" if "received" in e else "")
         for e in errors
     )
-    return problem(HTTP_422_UNPROCESSABLE_CONTENT, "invalid-request", detail, errors=errors)
+    return problem(
+        HTTP_422_UNPROCESSABLE_CONTENT,
+        "invalid-request",
+        detail,
+        instance=instance(request),
+        errors=errors,
+    )
 
 
-async def _on_domain(_: Request, exc: Exception) -> JSONResponse:
+async def _on_domain(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(WeightgenError, exc)  # registered for this class only
     if isinstance(exc, Unavailable):
-        return problem(503, exc.slug, exc.detail, {"Retry-After": str(exc.retry_after)})
+        headers = {"Retry-After": str(exc.retry_after)}
+        return problem(503, exc.slug, exc.detail, headers, instance=instance(request))
     status = HTTP_422_UNPROCESSABLE_CONTENT if isinstance(exc, InvalidRequest) else 500
-    return problem(status, exc.slug, exc.detail)
+    return problem(status, exc.slug, exc.detail, instance=instance(request))
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -91,12 +114,15 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         detail = f"no resource at {request.url.path}; GET /docs lists the endpoints"
     elif exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
-    return problem(exc.status_code, slug, detail, dict(exc.headers or {}))
+    return problem(
+        exc.status_code, slug, detail, dict(exc.headers or {}), instance=instance(request)
+    )
 
 
-async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return problem(500, "internal", "the service failed on this request; it has been logged")
+    detail = "the service failed on this request; it has been logged"
+    return problem(500, "internal", detail, instance=instance(request))
 
 
 def install(app: FastAPI) -> None:

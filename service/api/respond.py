@@ -12,9 +12,11 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from service.api import http
-from service.api.problems import problem
-from service.api.stream import Capacity, PayloadResponse, Work, generate
+from service.api.metrics import Metrics
+from service.api.problems import instance, problem
+from service.api.stream import Capacity, PayloadResponse, generate
 from service.config import Settings
+from service.formats import BY_MEDIA_TYPE
 from service.plan import Span
 
 SMALL_BYTES = 1 << 16  # answered inline, without a thread hop
@@ -41,7 +43,8 @@ async def respond(payload: Payload, headers: dict[str, str], request: Request) -
     state = request.app.state
     settings: Settings = state.settings
     capacity: Capacity = state.capacity
-    work: Work = state.work
+    metrics: Metrics = state.metrics
+    fmt = BY_MEDIA_TYPE.get(headers["Content-Type"], "raw")  # a metrics label
     length, etag = payload.content_length, payload.etag
     safe = request.method in ("GET", "HEAD")
     if http.none_match(request.headers.get("if-none-match"), etag):
@@ -61,6 +64,7 @@ async def respond(payload: Payload, headers: dict[str, str], request: Request) -
                 "range-not-satisfiable",
                 f"Range {request.headers.get('range')!r} is outside the answer's {length} bytes",
                 {"Content-Range": f"bytes */{length}"},
+                instance=instance(request),
             )
         if wanted is not None:
             start, stop, status = wanted.start, wanted.stop, 206
@@ -70,7 +74,7 @@ async def respond(payload: Payload, headers: dict[str, str], request: Request) -
         return Response(status_code=status, headers=headers)
     if stop - start <= SMALL_BYTES:
         return Response(
-            content=_small(payload, start, stop, work), status_code=status, headers=headers
+            content=_small(payload, start, stop, metrics, fmt), status_code=status, headers=headers
         )
     if not capacity.acquire():
         return problem(
@@ -78,6 +82,7 @@ async def respond(payload: Payload, headers: dict[str, str], request: Request) -
             "overloaded",
             f"{capacity.limit} streams are being generated (WEIGHTGEN_MAX_STREAMS); retry",
             {"Retry-After": "1"},
+            instance=instance(request),
         )
     return PayloadResponse(
         payload,
@@ -87,13 +92,14 @@ async def respond(payload: Payload, headers: dict[str, str], request: Request) -
         headers,
         block=settings.block_elements,
         capacity=capacity,
-        work=work,
+        metrics=metrics,
+        fmt=fmt,
     )
 
 
-def _small(payload: Payload, start: int, stop: int, work: Work) -> bytes:
+def _small(payload: Payload, start: int, stop: int, metrics: Metrics, fmt: str) -> bytes:
     parts = [
-        piece if isinstance(piece, bytes) else bytes(generate(piece, work))
+        piece if isinstance(piece, bytes) else bytes(generate(piece, metrics, fmt))
         for piece in payload.spans(start, stop, 1 << 30)
     ]
     return b"".join(parts)

@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from service import presets
 from service.api import bundles, tensors
 from service.api.catalogue import catalogue
+from service.api.metrics import Metrics
 from service.api.models import (
     BundleDescribeResponse,
     BundleRequest,
     DescribeResponse,
     TensorRequest,
 )
-from service.api.stream import Work
 from service.engines import Engines
 from service.formats import WRITERS
 
@@ -179,19 +180,8 @@ def readyz(request: Request) -> dict[str, object]:
     }
 
 
-@router.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
-def metrics(request: Request) -> str:
-    """Prometheus text format: generation work and streams."""
-    work: Work = request.app.state.work
-    rows = [
-        ("weightgen_generated_elements_total", "counter", "elements generated", work.elements),
-        ("weightgen_generated_bytes_total", "counter", "tensor bytes generated", work.bytes),
-        ("weightgen_streams_total", "counter", "tensor streams started", work.streams_total),
-        (
-            "weightgen_streams_in_flight",
-            "gauge",
-            "tensor streams being sent",
-            work.streams_in_flight,
-        ),
-    ]
-    return "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v}\n" for n, t, h, v in rows)
+@router.get("/metrics", response_class=Response, tags=["operations"])
+def metrics(request: Request) -> Response:
+    """Prometheus text format: requests, generation work and time, streams."""
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -7,37 +7,21 @@ Memory per stream: the block being sent, the one queued and the one being genera
 
 from __future__ import annotations
 
-import threading
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from service.api.metrics import Metrics
 from service.plan import Span
 
 if TYPE_CHECKING:
     from service.api.respond import Payload
 
 CHUNK_BYTES = 1 << 20  # one ASGI body message
-
-
-@dataclass
-class Work:
-    """Counters of the service's generation work (exported by /metrics)."""
-
-    elements: int = 0
-    bytes: int = 0
-    streams_in_flight: int = 0
-    streams_total: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def generated(self, elements: int, nbytes: int) -> None:
-        with self.lock:  # called from worker threads
-            self.elements += elements
-            self.bytes += nbytes
 
 
 class Capacity:
@@ -65,10 +49,12 @@ class Capacity:
         self.in_use -= 1
 
 
-def generate(span: Span, work: Work) -> memoryview:
+def generate(span: Span, metrics: Metrics, fmt: str) -> memoryview:
+    """The wanted bytes of one span (a block of elements), counted in the metrics."""
     plan = span.plan
+    began = time.perf_counter()
     data = plan.engine.generate(plan.sampling(), span.lo, span.hi, plan.device)
-    work.generated(span.hi - span.lo, data.nbytes)
+    metrics.generated(plan, fmt, span.hi - span.lo, data.nbytes, time.perf_counter() - began)
     return data[span.byte_lo : span.byte_hi]
 
 
@@ -85,19 +71,20 @@ class PayloadResponse(Response):
         *,
         block: int,
         capacity: Capacity,
-        work: Work,
+        metrics: Metrics,
+        fmt: str,
     ) -> None:
         self.status_code = status_code
         self.background = None
         self.payload, self.start, self.stop, self.block = payload, start, stop, block
-        self.capacity, self.work = capacity, work
+        self.capacity, self.metrics, self.fmt = capacity, metrics, fmt
         self.raw_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
-        self.work.streams_in_flight += 1
-        self.work.streams_total += 1
+        self.metrics.in_flight.inc()
+        self.metrics.streams.inc()
         try:
             await send(
                 {
@@ -111,7 +98,7 @@ class PayloadResponse(Response):
                 await self._stream(send)
                 group.cancel_scope.cancel()
         finally:
-            self.work.streams_in_flight -= 1
+            self.metrics.in_flight.dec()
             self.capacity.release()
 
     async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
@@ -127,7 +114,7 @@ class PayloadResponse(Response):
                 for piece in self.payload.spans(self.start, self.stop, self.block):
                     if isinstance(piece, Span):
                         data = await anyio.to_thread.run_sync(
-                            generate, piece, self.work, limiter=self.capacity.threads
+                            generate, piece, self.metrics, self.fmt, limiter=self.capacity.threads
                         )
                         await sender.send(data)
                     else:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from service.api import http
 from service.api.models import TensorRequest
-from service.api.problems import problem
+from service.api.problems import instance, problem
 from service.api.respond import cache_control, respond
 from service.api.urls import canonical_url
 from service.dtypes import DTYPES
@@ -117,5 +117,5 @@ async def serve(body: TensorRequest, request: Request) -> Response:
     try:
         p = make_plan(body, request)
     except http.NotAcceptable as exc:
-        return problem(406, "not-acceptable", str(exc))
+        return problem(406, "not-acceptable", str(exc), instance=instance(request))
     return await respond(p, headers_for(p, negotiated=body.format is None), request)

@@ -19,8 +19,12 @@ import pytest
 @dataclass
 class Server:
     base: str  # host:port
-    pid: int
+    proc: subprocess.Popen[bytes]
     log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     @property
     def url(self) -> str:
@@ -59,7 +63,7 @@ def live_server(tmp: Path, env: dict[str, str] | None = None) -> Iterator[Server
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
-    server = Server(f"127.0.0.1:{port}", proc.pid, log)
+    server = Server(f"127.0.0.1:{port}", proc, log)
     try:
         deadline = time.monotonic() + 30
         while not _healthy(server.url):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ GIB = 1 << 30
 def generated(server: Server) -> int:
     for line in httpx.get(f"{server.url}/metrics").text.splitlines():
         if line.startswith("weightgen_generated_elements_total "):
-            return int(line.split()[1])
+            return int(float(line.split()[1]))
     raise AssertionError("no work counter")
 
 
@@ -109,3 +110,20 @@ def test_streams_beyond_capacity_get_503_with_retry_after(
     time.sleep(0.5)
     with httpx.stream("GET", url, timeout=60) as third:
         assert third.status_code == 200
+
+
+def test_sigterm_lets_streams_in_flight_finish(start_server: Callable[..., Server]) -> None:
+    server = start_server(shutdown_timeout="60")
+    url = f"{server.url}/v1/tensors/he_normal?shape=4096,4096&seed=6&format=raw"
+    with httpx.stream("GET", url, timeout=60) as r:
+        chunks = r.iter_raw()
+        received = len(next(chunks))
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        with pytest.raises(httpx.TransportError):  # no new connections while shutting down
+            httpx.get(f"{server.url}/healthz", timeout=2)
+        received += sum(len(c) for c in chunks)
+    assert received == 4096 * 4096 * 4
+    # uvicorn finishes, then re-raises the signal so the exit status says SIGTERM (143)
+    assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert "Finished server process" in server.log.read_text()

@@ -1,0 +1,49 @@
+"""Prometheus metrics, in a registry per app (no globals), with low-cardinality labels:
+routes are path templates, dtypes/formats/engines are small closed sets."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from service.plan import Plan
+
+GENERATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "weightgen_requests",
+            "HTTP requests answered",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.elements = Counter("weightgen_generated_elements", "elements generated", registry=r)
+        self.bytes = Counter(
+            "weightgen_generated_bytes",
+            "tensor bytes generated",
+            ["dtype", "format", "engine"],
+            registry=r,
+        )
+        self.seconds = Histogram(
+            "weightgen_generation_seconds",
+            "seconds to generate one block",
+            ["engine"],
+            buckets=GENERATION_BUCKETS,
+            registry=r,
+        )
+        self.streams = Counter("weightgen_streams", "tensor streams started", registry=r)
+        self.in_flight = Gauge(
+            "weightgen_streams_in_flight", "tensor streams being sent", registry=r
+        )
+
+    def generated(self, plan: Plan, fmt: str, elements: int, nbytes: int, seconds: float) -> None:
+        """Called from worker threads; prometheus_client's metrics are thread-safe."""
+        self.elements.inc(elements)
+        self.bytes.labels(plan.dtype.name, fmt, plan.engine.name).inc(nbytes)
+        self.seconds.labels(plan.engine.name).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
