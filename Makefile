@@ -8,7 +8,7 @@ PORT   ?= 8000
 # or the project's torch range would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: serve test lint typecheck pytest clean
+.PHONY: serve test system-tools clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,19 @@ $(BIN)/.installed: pyproject.toml
 serve: $(BIN)/.installed
 	$(BIN)/python -m service --host $(HOST) --port $(PORT)
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed system-tools
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict service tests bench
 	$(BIN)/pytest -W error
+
+# nginx for the deployment tests (the config check and two replicas behind it); installed with
+# apt-get where that is possible (root, Debian), else those tests say they are skipped
+system-tools:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } >/dev/null 2>&1; } || \
+	echo "note: nginx is not installed; its tests will be skipped"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

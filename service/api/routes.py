@@ -25,6 +25,8 @@ router = APIRouter()
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "a body that cannot be read as JSON", **_PROBLEM},
+    413: {"description": "request body too large", **_PROBLEM},
     422: {"description": "invalid request", **_PROBLEM},
     503: {"description": "device unavailable or overloaded", **_PROBLEM},
 }
