@@ -26,13 +26,13 @@ test: $(BIN)/.installed system-tools
 	$(BIN)/mypy --strict service tests bench
 	$(BIN)/pytest -W error
 
-# nginx for the deployment tests (the config check and two replicas behind it); installed with
+# nginx for the deployment tests, chromium for the playground's browser test; installed with
 # apt-get where that is possible (root, Debian), else those tests say they are skipped
 system-tools:
-	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
+	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || \
 	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } >/dev/null 2>&1; } || \
-	echo "note: nginx is not installed; its tests will be skipped"
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx chromium; } >/dev/null 2>&1; } || \
+	echo "note: nginx or chromium is not installed; their tests will be skipped"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

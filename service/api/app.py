@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.staticfiles import StaticFiles
 
 from service import __version__
 from service.api import problems
 from service.api.metrics import Metrics
 from service.api.middleware import ApiKeys, BodyLimit, RequestIds, cors_headers
-from service.api.routes import router
+from service.api.routes import STATIC, router
 from service.api.stream import Capacity
 from service.api.tensors import HEADER_NAMES
 from service.config import Settings
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     problems.install(app)
     app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # outermost last: request ids wrap everything, so 401s and 413s carry one too
     if settings.cors_origins:
         extra = sorted(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import presets, schemes
+from service.analyze import Activation, AnalyzeSpec
 from service.api.urls import canonical_url
 from service.bundle import BundlePlan, BundleSpec
 from service.dtypes import DTypeName, FormatName
@@ -42,12 +43,11 @@ SchemeName = Annotated[
 ]
 
 
-class TensorFields(BaseModel):
-    """A tensor's shape and how to initialize it (shared by tensors and bundle members)."""
+class InitFields(BaseModel):
+    """How to initialize a tensor: the scheme and its parameters, explicit fans or axes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    shape: Shape
     scheme: SchemeName
     factor: Positive | None = None
     mode: Mode | None = None
@@ -69,9 +69,6 @@ class TensorFields(BaseModel):
     in_axes: Axes | None = None
     out_axes: Axes | None = None
     batch_axes: Axes | None = None
-    zero_rows: Annotated[list[int], Field(max_length=1024)] | None = Field(
-        None, description="rows along axis 0 set to zero (torch Embedding padding_idx)"
-    )
 
     def params(self) -> Params:
         return Params(**{f.name: getattr(self, f.name) for f in fields(Params)})
@@ -87,6 +84,15 @@ class TensorFields(BaseModel):
             axes(self.out_axes),
             axes(self.batch_axes),
         )
+
+
+class TensorFields(InitFields):
+    """A tensor's shape and how to initialize it (shared by tensors and bundle members)."""
+
+    shape: Shape
+    zero_rows: Annotated[list[int], Field(max_length=1024)] | None = Field(
+        None, description="rows along axis 0 set to zero (torch Embedding padding_idx)"
+    )
 
 
 class TensorRequest(TensorFields):
@@ -197,6 +203,7 @@ class PlanOut(BaseModel):
     scale: Number | None = Field(description="variance scale (gain²)")
     gain: Number | None
     mean: Number
+    loc: Number = Field(description="location of the normal (or the constant) before truncation")
     stddev: Number | None = Field(description="σ parameter, before any truncation")
     low: Number | None
     high: Number | None
@@ -223,6 +230,7 @@ class PlanOut(BaseModel):
             scale=_num(p.scale),
             gain=_num(p.gain),
             mean=_num(law.mean) or 0,
+            loc=_num(law.loc) or 0,
             stddev=_num(law.stddev),
             low=_num(law.low),
             high=_num(law.high),
@@ -315,3 +323,42 @@ class BundleDescribeResponse(BaseModel):
             url=url,
             tensors=members,
         )
+
+
+class AnalyzeRequest(InitFields):
+    """A deep bias-free MLP initialized with one scheme: what happens to the signal."""
+
+    convention: Convention = "keras"
+    widths: Annotated[
+        list[Annotated[int, Field(ge=1, le=8192)]],
+        Field(min_length=2, max_length=201, description="layer widths, input first"),
+    ]
+    activation: Activation = "relu"
+    batch: Annotated[int, Field(ge=2, le=4096)] = 256
+    seed: Seed = 0
+
+    def to_spec(self) -> AnalyzeSpec:
+        return AnalyzeSpec(
+            tuple(self.widths),
+            self.activation,
+            self.scheme,
+            self.convention,
+            self.params(),
+            self.fan_spec(),
+            self.batch,
+            self.seed,
+        )
+
+
+class LayerStats(BaseModel):
+    layer: int
+    fan_in: float | None
+    fan_out: float | None
+    weight_std: float
+    activation_std: float
+    gradient_std: float
+
+
+class AnalyzeResponse(BaseModel):
+    input_std: float
+    layers: list[LayerStats]

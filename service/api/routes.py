@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service import presets
+from service.analyze import analyze
 from service.api import bundles, tensors
 from service.api.catalogue import catalogue
 from service.api.metrics import Metrics
 from service.api.models import (
+    AnalyzeRequest,
+    AnalyzeResponse,
     BundleDescribeResponse,
     BundleRequest,
     DescribeResponse,
@@ -22,6 +26,12 @@ from service.engines import Engines
 from service.formats import WRITERS
 
 router = APIRouter()
+STATIC = Path(__file__).resolve().parent.parent / "static"  # the playground, in the package
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -158,10 +168,23 @@ def presets_catalogue() -> dict[str, Any]:
     }
 
 
+@router.post("/v1/analyze", responses=_ERRORS, tags=["analysis"])
+def analyze_signal(body: AnalyzeRequest, request: Request) -> AnalyzeResponse:
+    """Per-layer std of activations and gradients through a deep MLP initialized by a scheme."""
+    limits, engines = tensors.planning(request)
+    return AnalyzeResponse.model_validate(analyze(body.to_spec(), limits, engines))
+
+
 @router.get("/v1/schemes", tags=["catalogue"])
 def schemes_catalogue() -> dict[str, Any]:
     """Every scheme, alias and parameter with its default, per convention; fan rules; gains."""
     return catalogue()
+
+
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+def playground() -> HTMLResponse:
+    """The playground page: pick a scheme, see its numbers, a sample and its effect in depth."""
+    return HTMLResponse((STATIC / "index.html").read_text(), headers=PAGE_HEADERS)
 
 
 @router.get("/healthz", tags=["operations"])
