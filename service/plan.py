@@ -12,6 +12,7 @@ import math
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Literal
 
 from service import __version__, rng, schemes
@@ -100,7 +101,7 @@ class Plan:
     def strong(self) -> bool:
         return self.scheme.law.kind not in WEAK_KINDS
 
-    @property
+    @cached_property
     def etag(self) -> str:
         """A hash of the canonical request and the algorithm: equal requests, equal tags."""
         text = json.dumps(
@@ -114,6 +115,10 @@ class Plan:
 
     def canonical(self) -> dict[str, object]:
         """The request with every default resolved: equal requests give equal dicts."""
+        return dict(self._canonical)
+
+    @cached_property
+    def _canonical(self) -> dict[str, object]:
         spec, fans = self.spec, self.spec.fans
         out: dict[str, object] = {
             "shape": list(spec.shape),
@@ -132,6 +137,10 @@ class Plan:
 
     def metadata(self) -> dict[str, str]:
         """The numbers that define the tensor, as strings (safetensors __metadata__, headers)."""
+        return dict(self._metadata)
+
+    @cached_property
+    def _metadata(self) -> dict[str, str]:
         p, law = self.scheme, self.scheme.law
         values: dict[str, object] = {
             "scheme": p.scheme,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from service import schemes
@@ -46,7 +47,8 @@ def _scheme(s: Scheme) -> dict[str, Any]:
     }
 
 
-def catalogue() -> dict[str, Any]:
+@functools.cache
+def _catalogue() -> dict[str, Any]:
     return {
         "conventions": [
             {
@@ -69,3 +71,8 @@ def catalogue() -> dict[str, Any]:
             d.name: {"itemsize": d.itemsize, "formats": list(d.formats())} for d in DTYPES.values()
         },
     }
+
+
+def catalogue() -> dict[str, Any]:
+    """The catalogue, built once: the registries are constants. Callers must not mutate it."""
+    return _catalogue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ async def get_tensor(scheme: str, request: Request) -> Response:
 
 
 @router.post("/v1/tensors/describe", responses=_ERRORS, tags=["tensors"])
-def describe(body: TensorRequest, request: Request) -> DescribeResponse:
+async def describe(body: TensorRequest, request: Request) -> DescribeResponse:
     """Fans, stddev, limit, effective std, size, ETag and GET URL of a tensor, without sampling."""
     return DescribeResponse.of(tensors.make_plan(body, request))
 
@@ -146,7 +147,7 @@ def _preset_arg(name: str, kind: str, default: object) -> dict[str, object]:
 
 
 @router.get("/v1/presets", tags=["catalogue"])
-def presets_catalogue() -> dict[str, Any]:
+async def presets_catalogue() -> dict[str, Any]:
     """Every layer preset of bundles: its arguments, their types and defaults."""
     return {
         "presets": [
@@ -176,25 +177,30 @@ def analyze_signal(body: AnalyzeRequest, request: Request) -> AnalyzeResponse:
 
 
 @router.get("/v1/schemes", tags=["catalogue"])
-def schemes_catalogue() -> dict[str, Any]:
+async def schemes_catalogue() -> dict[str, Any]:
     """Every scheme, alias and parameter with its default, per convention; fan rules; gains."""
     return catalogue()
 
 
 @router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-def playground() -> HTMLResponse:
+async def playground() -> HTMLResponse:
     """The playground page: pick a scheme, see its numbers, a sample and its effect in depth."""
-    return HTMLResponse((STATIC / "index.html").read_text(), headers=PAGE_HEADERS)
+    return HTMLResponse(_page(), headers=PAGE_HEADERS)
+
+
+@functools.cache
+def _page() -> str:
+    return (STATIC / "index.html").read_text()
 
 
 @router.get("/healthz", tags=["operations"])
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", tags=["operations"])
-def readyz(request: Request) -> dict[str, object]:
+async def readyz(request: Request) -> dict[str, object]:
     """Readiness: the engines are built; the devices served; whether the fused kernel is."""
     engines = _engines(request)
     return {
@@ -206,7 +212,7 @@ def readyz(request: Request) -> dict[str, object]:
 
 
 @router.get("/metrics", response_class=Response, tags=["operations"])
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus text format: requests, generation work and time, streams."""
     registry: Metrics = request.app.state.metrics
     return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)

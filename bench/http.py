@@ -1,0 +1,190 @@
+"""End-to-end HTTP throughput against two baselines, interleaved in one run (DESIGN §6).
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.http [--repeats 3] [--small-seconds 10]
+
+Starts on loopback, one uvicorn worker each: weightgen (`python -m service`), a baseline
+FastAPI app streaming `torch.Tensor.normal_` chunks, and a bare FastAPI app answering 16 KiB.
+Large: GET 256 MiB and 1 GiB of float32 normals from weightgen (he_normal, raw) and from the
+baseline, read by an httpx client, medians of interleaved runs. Small: 64x64 float32 by GET
+under `wrk` (16 connections, 2 threads) against the bare app's 16 KiB. Memory: weightgen's peak
+RSS above idle while a 4 GiB tensor streams. Prints markdown for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from bench.cluster import free_port
+
+BASELINES = """
+import torch
+from fastapi import FastAPI
+from fastapi.responses import Response, StreamingResponse
+
+torch.set_num_threads(1)
+app = FastAPI()
+SMALL = bytes(16384)
+CHUNK = 1 << 18  # float32 values per chunk: 1 MiB
+
+
+@app.get("/normal")
+def normal(n: int) -> StreamingResponse:
+    def chunks():
+        left = n
+        while left > 0:
+            k = min(CHUNK, left)
+            yield torch.empty(k).normal_().numpy().tobytes()
+            left -= k
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers={"Content-Length": str(4 * n)})
+
+
+@app.get("/small")
+def small() -> Response:
+    return Response(SMALL, media_type="application/octet-stream")
+"""
+
+
+@contextmanager
+def process(
+    command: list[str], port: int, workdir: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    with (workdir / f"{port}.log").open("wb") as log:
+        proc = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env={**os.environ, **(env or {})},
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError((workdir / f"{port}.log").read_text()) from None
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def drain(url: str) -> float:
+    """Seconds to read the whole body."""
+    began = time.perf_counter()
+    with httpx.stream("GET", url, timeout=600) as r:
+        r.raise_for_status()
+        for _ in r.iter_raw(1 << 20):
+            pass
+    return time.perf_counter() - began
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def peak_during(pid: int, work: Callable[[], object]) -> tuple[int, int]:
+    idle = peak = rss(pid)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss(pid))
+            time.sleep(0.02)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        work()
+    finally:
+        done.set()
+        t.join()
+    return idle, peak
+
+
+def wrk(url: str, seconds: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", url], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return float(match.group(1)) if match else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--small-seconds", type=int, default=10)
+    args = parser.parse_args()
+    uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "baselines.py").write_text(textwrap.dedent(BASELINES))
+        wg, base = free_port(), free_port()
+        with (
+            process([sys.executable, "-m", "service", "--port", str(wg)], wg, work) as server,
+            process([*uvicorn, "baselines:app", "--port", str(base)], base, work),
+        ):
+            print(
+                f"machine: {platform.machine()}, {os.cpu_count()} cpus; {args.repeats} interleaved runs, medians"
+            )
+            print(
+                "\n| large GET (float32 normals) | weightgen MB/s | baseline MB/s | ratio |\n|---|---:|---:|---:|"
+            )
+            for mib in (256, 1024):
+                n = mib * (1 << 20) // 4
+                side = 4096
+                ours = f"http://127.0.0.1:{wg}/v1/tensors/he_normal?shape={n // side},{side}&seed=1&format=raw"
+                theirs = f"http://127.0.0.1:{base}/normal?n={n}"
+                a, b = [], []
+                for _ in range(args.repeats):
+                    a.append(drain(ours))
+                    b.append(drain(theirs))
+                mb = mib * (1 << 20) / 1e6
+                ra, rb = mb / statistics.median(a), mb / statistics.median(b)
+                print(f"| {mib} MiB | {ra:.0f} | {rb:.0f} | {ra / rb:.2f} |")
+            if shutil.which("wrk"):
+                small = f"http://127.0.0.1:{wg}/v1/tensors/he_normal?shape=64,64&seed=1&format=raw"
+                bare = f"http://127.0.0.1:{base}/small"
+                x, y = [], []
+                for _ in range(args.repeats):
+                    x.append(wrk(small, args.small_seconds))
+                    y.append(wrk(bare, args.small_seconds))
+                rx, ry = statistics.median(x), statistics.median(y)
+                print(
+                    f"\n| small GET, wrk -t2 -c16 | weightgen req/s | bare FastAPI req/s | ratio |\n|---|---:|---:|---:|\n| 64x64 float32 vs 16 KiB | {rx:.0f} | {ry:.0f} | {rx / ry:.2f} |"
+                )
+            huge = f"http://127.0.0.1:{wg}/v1/tensors/he_normal?shape={(1 << 30) // 4096},4096&seed=2&format=raw"
+            idle, peak = peak_during(server.pid, lambda: drain(huge))
+            print(
+                f"\nmemory: a 4 GiB stream raised weightgen's RSS from {idle / 2**20:.0f} to {peak / 2**20:.0f} MiB (+{(peak - idle) / 2**20:.0f} MiB)"
+            )
+
+
+if __name__ == "__main__":
+    main()
