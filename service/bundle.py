@@ -12,7 +12,7 @@ import json
 import secrets
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from service import __version__, rng
@@ -153,7 +153,3 @@ def plan_bundle(spec: BundleSpec, limits: Limits, engines: Engines) -> BundlePla
         offset += e.nbytes
     header = st.header(layout, metadata(seed, [by_name[e.name] for e in layout]))
     return BundlePlan(seed, source, spec.dtype, tuple(entries), header)
-
-
-def with_seed(spec: BundleSpec, seed: int) -> BundleSpec:
-    return replace(spec, seed=seed)

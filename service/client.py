@@ -83,6 +83,29 @@ def _delay(attempt: int, backoff: float, response: httpx.Response | None) -> flo
     return min(wait, 60.0)
 
 
+@dataclass(frozen=True)
+class Retry:
+    """When to try again: connection errors and 502/503/504, `retries` times, waiting
+    `backoff·2^attempt` seconds or the server's longer `Retry-After`."""
+
+    retries: int
+    backoff: float
+    base_url: str
+
+    def settle(self, attempt: int, outcome: httpx.Response | Exception) -> httpx.Response | float:
+        """The final response (a problem raised as ProblemError), or seconds to wait first."""
+        last = attempt >= self.retries
+        if isinstance(outcome, Exception):
+            if last:
+                raise UnreachableError(f"cannot reach {self.base_url}: {outcome}") from outcome
+            return _delay(attempt, self.backoff, None)
+        if outcome.status_code in RETRY_STATUSES and not last:
+            return _delay(attempt, self.backoff, outcome)
+        if outcome.status_code >= 400:
+            raise _problem(outcome)
+        return outcome
+
+
 def tensor_body(scheme: str, shape: Sequence[int], params: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "scheme": scheme,
@@ -116,6 +139,7 @@ class Client:
             base_url=base_url, headers=headers, timeout=timeout, transport=transport
         )
         self.retries, self.backoff = retries, backoff
+        self._policy = Retry(retries, backoff, base_url)
 
     def __enter__(self) -> Client:
         return self
@@ -130,19 +154,14 @@ class Client:
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.retries + 1):
-            response = None
             try:
-                response = self.http.request(method, url, **kwargs)
+                outcome = self._policy.settle(attempt, self.http.request(method, url, **kwargs))
             except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise UnreachableError(f"cannot reach {self.http.base_url}: {exc}") from exc
-            else:
-                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
-                    if response.status_code >= 400:
-                        raise _problem(response)
-                    return response
-            time.sleep(_delay(attempt, self.backoff, response))
-        raise AssertionError("unreachable")  # the loop returns or raises
+                outcome = self._policy.settle(attempt, exc)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            time.sleep(outcome)
+        raise AssertionError("unreachable")  # settle() returns or raises on the last attempt
 
     def schemes(self) -> dict[str, Any]:
         data: dict[str, Any] = self._send("GET", "/v1/schemes").json()
@@ -317,6 +336,7 @@ class AsyncClient:
             base_url=base_url, headers=headers, timeout=timeout, transport=transport
         )
         self.retries, self.backoff = retries, backoff
+        self._policy = Retry(retries, backoff, base_url)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -326,19 +346,15 @@ class AsyncClient:
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.retries + 1):
-            response = None
             try:
                 response = await self.http.request(method, url, **kwargs)
+                outcome = self._policy.settle(attempt, response)
             except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise UnreachableError(f"cannot reach {self.http.base_url}: {exc}") from exc
-            else:
-                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
-                    if response.status_code >= 400:
-                        raise _problem(response)
-                    return response
-            await asyncio.sleep(_delay(attempt, self.backoff, response))
-        raise AssertionError("unreachable")
+                outcome = self._policy.settle(attempt, exc)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            await asyncio.sleep(outcome)
+        raise AssertionError("unreachable")  # settle() returns or raises on the last attempt
 
     async def describe(self, scheme: str, shape: Sequence[int], **params: Any) -> dict[str, Any]:
         response = await self._send(
