@@ -155,7 +155,7 @@ typedef struct {
     double loc, sigma, low, width, t_lo, t_hi, t_low_cdf, t_mass, t_sign;
 } Job;
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 static void run(const Job *j, void *out, int64_t start, int64_t stop) {
     uint32_t w[2 * CHUNK];
     double u[CHUNK], z[CHUNK];
