@@ -9,7 +9,7 @@ from typing import Any
 
 
 class JsonFormatter(logging.Formatter):
-    """{"ts", "level", "logger", "msg"}; a message that is itself a JSON object is merged in."""
+    """{"ts", "level", "logger", "msg"}, plus the `fields` dict a record carries (extra=)."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -18,15 +18,10 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
         }
-        message = record.getMessage()
-        try:
-            parsed = json.loads(message) if message.startswith("{") else None
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            out |= parsed
-        else:
-            out["msg"] = message
+        out["msg"] = record.getMessage()
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out |= fields
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out)

@@ -12,7 +12,7 @@ from service.api.metrics import Metrics
 from service.api.middleware import ApiKeys, BodyLimit, RequestIds, cors_headers
 from service.api.routes import STATIC, router
 from service.api.stream import Capacity
-from service.api.tensors import HEADER_NAMES
+from service.api.tensors import HEADER_NAMES, PlanCache
 from service.config import Settings
 from service.engines import Engines
 from service.plan import Limits
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engines = Engines(settings.engine, settings.devices, settings.threads)
     app.state.capacity = Capacity(settings.max_streams)
     app.state.metrics = Metrics()
+    app.state.plans = PlanCache()
     problems.install(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

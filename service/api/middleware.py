@@ -4,7 +4,6 @@ JSON access logs, API keys, request-body limits, per-route request counts."""
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 import time
@@ -64,20 +63,17 @@ class RequestIds:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            log.info(
-                json.dumps(
-                    {
-                        "event": "request",
-                        "request_id": rid,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": template,
-                        "status": status,
-                        "bytes": sent,
-                        "ms": round(1000 * (time.perf_counter() - began), 2),
-                    }
-                )
-            )
+            if log.isEnabledFor(logging.INFO):
+                fields = {
+                    "request_id": rid,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": template,
+                    "status": status,
+                    "bytes": sent,
+                    "ms": round(1000 * (time.perf_counter() - began), 2),
+                }
+                log.info("request", extra={"fields": fields})
 
 
 class ApiKeys:

@@ -23,6 +23,7 @@ from service.api.models import (
     DescribeResponse,
     TensorRequest,
 )
+from service.api.respond import respond
 from service.engines import Engines
 from service.formats import WRITERS
 
@@ -88,11 +89,16 @@ _GET_RESPONSES = {
 async def get_tensor(scheme: str, request: Request) -> Response:
     """The same tensor as a cacheable URL: every request field is a query parameter
     (lists comma-separated: `shape=256,128`); `describe=true` answers the JSON plan instead."""
+    plans: tensors.PlanCache = request.app.state.plans
+    key = plans.key(scheme, request)
+    hit = plans.get(key)
+    if hit is not None:
+        return await respond(hit[0], dict(hit[1]), request)
     body, describe = tensors.request_from_query(scheme, request)
     if describe:
         out = DescribeResponse.of(tensors.make_plan(body, request))
         return Response(out.model_dump_json(), media_type="application/json")
-    return await tensors.serve(body, request)
+    return await tensors.serve(body, request, key)
 
 
 @router.post("/v1/tensors/describe", responses=_ERRORS, tags=["tensors"])

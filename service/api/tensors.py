@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -112,10 +113,43 @@ def headers_for(p: Plan, negotiated: bool) -> dict[str, str]:
     return out
 
 
-async def serve(body: TensorRequest, request: Request) -> Response:
+class PlanCache:
+    """Plans and headers of GET URLs that pin their seed, by URL and Accept. A plan is a pure
+    function of those and the deployment's settings, so a repeated URL (the common case for an
+    immutable resource) skips validation and planning. Least recently used out, bounded."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[str, str, str], tuple[Plan, dict[str, str]]] = OrderedDict()
+
+    @staticmethod
+    def key(scheme: str, request: Request) -> tuple[str, str, str] | None:
+        query = request.query_params
+        if "seed" not in query or "describe" in query:
+            return None
+        return scheme, str(request.url.query), request.headers.get("accept", "")
+
+    def get(self, key: tuple[str, str, str] | None) -> tuple[Plan, dict[str, str]] | None:
+        if key is None or key not in self.entries:
+            return None
+        self.entries.move_to_end(key)
+        return self.entries[key]
+
+    def put(self, key: tuple[str, str, str] | None, p: Plan, headers: dict[str, str]) -> None:
+        if key is not None:
+            self.entries[key] = (p, headers)
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
+async def serve(
+    body: TensorRequest, request: Request, cache_key: tuple[str, str, str] | None = None
+) -> Response:
     """Plan, apply the HTTP semantics, then stream: every failure happens before the first byte."""
     try:
         p = make_plan(body, request)
     except http.NotAcceptable as exc:
         return problem(406, "not-acceptable", str(exc), instance=instance(request))
-    return await respond(p, headers_for(p, negotiated=body.format is None), request)
+    headers = headers_for(p, negotiated=body.format is None)
+    request.app.state.plans.put(cache_key, p, headers)
+    return await respond(p, dict(headers), request)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.config import Settings
+from service.logs import JsonFormatter
 
 PROBLEM = "application/problem+json"
 
@@ -125,7 +126,11 @@ def test_access_log_is_json_with_the_request_id(
 ) -> None:
     with caplog.at_level(logging.INFO, logger="weightgen.access"):
         client.get("/v1/schemes", headers={"X-Request-ID": "log-1"})
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "weightgen.access"]
-    line = next(x for x in lines if x["request_id"] == "log-1")
+    records = [r for r in caplog.records if r.name == "weightgen.access"]
+    line = next(r.fields for r in records if r.fields["request_id"] == "log-1")  # type: ignore[attr-defined]
+    formatted = json.loads(JsonFormatter().format(records[-1]))
+    assert formatted["msg"] == "request"
+    assert formatted["request_id"] == "log-1"
+    assert formatted["level"] == "info"
     assert (line["route"], line["status"], line["method"]) == ("/v1/schemes", 200, "GET")
     assert line["bytes"] > 0

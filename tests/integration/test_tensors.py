@@ -315,3 +315,23 @@ def test_zero_rows_blank_an_embeddings_padding_row(client: TestClient) -> None:
     part = client.get(url + "&zero_rows=3", headers={"Range": "bytes=40-63"})
     assert part.content == got[2:4].tobytes()[8:32]
     assert client.get(url + "&zero_rows=10").status_code == 422
+
+
+def test_repeated_urls_reuse_their_plan_and_answer_the_same(client: TestClient) -> None:
+    url = "/v1/tensors/he_normal?shape=40,30&seed=5"
+    first = client.get(url)
+    plans = client.app.state.plans  # type: ignore[attr-defined]
+    assert len(plans.entries) == 1
+    again = client.get(url)
+    assert again.content == first.content
+    assert again.headers["etag"] == first.headers["etag"]
+    assert len(plans.entries) == 1
+    other = client.get(url, headers={"Accept": "application/vnd.safetensors"})
+    assert other.headers["content-type"] == "application/vnd.safetensors"
+    assert len(plans.entries) == 2
+    client.get("/v1/tensors/he_normal?shape=40,30")  # no seed: a new one each time, not cached
+    client.get(url + "&describe=true")
+    assert len(plans.entries) == 2
+    part = client.get(url, headers={"Range": "bytes=0-9"})  # headers of a hit are not shared
+    assert part.status_code == 206
+    assert "content-range" not in client.get(url).headers
