@@ -281,9 +281,11 @@ def gpt2_linear(name: str, a: Args) -> list[Member]:
     """GPT-2 / Megatron: N(0, std²); residual output projections std/√(2·n_layers)."""
     std = _f(a, "std")
     if a["residual"]:
-        if not a.get("n_layers"):
+        layers = a.get("n_layers")
+        if not isinstance(layers, int) or layers < 1:
             raise SchemeError(
-                "gpt2.Linear with residual=true needs n_layers (the std is std/√(2·n_layers))"
+                "gpt2.Linear with residual=true needs n_layers >= 1 (the std is "
+                f"std/√(2·n_layers)); received n_layers={layers!r}"
             )
         std /= math.sqrt(2 * _i(a, "n_layers"))
     out_f = _i(a, "out_features")

@@ -861,7 +861,7 @@ PARAMS: Mapping[str, ParamInfo] = {
     "factor": ParamInfo("number", "variance scale (Keras/JAX scale, TF1 factor)", None, 0.0),
     "mode": ParamInfo("string", "which fan divides the scale", choices=MODES),
     "distribution": ParamInfo("string", "shape of the distribution", choices=DISTRIBUTIONS),
-    "gain": ParamInfo("number", "multiplies the std (torch gain, JAX scale)", None, 0.0),
+    "gain": ParamInfo("number", "multiplies the std (torch gain, JAX scale)", 0.0),
     "nonlinearity": ParamInfo("string", "torch calculate_gain table", choices=NONLINEARITIES),
     "negative_slope": ParamInfo("number", "leaky_relu slope (torch kaiming `a`)"),
     "mean": ParamInfo("number", "mean (location) of the normal"),
@@ -919,7 +919,8 @@ _PRESET_ROWS: tuple[tuple[str, float, Mode, bool, Defaults, str], ...] = (
 
 def _preset_calls(name: str, scale: float, mode: Mode, normal: bool, keras: str) -> dict[str, str]:
     tf1_mode = {"fan_in": "FAN_IN", "fan_avg": "FAN_AVG"}[mode]
-    caffe = ("msra" if normal else "xavier") + f" filler (variance_norm={tf1_mode})"
+    norm = {"fan_in": "FAN_IN", "fan_avg": "AVERAGE"}[mode]  # Caffe's VarianceNorm enum
+    caffe = ("msra" if normal else "xavier") + f" filler (variance_norm={norm})"
     return {
         "keras": f"keras.initializers.{keras}()",
         "jax": f"jax.nn.initializers.{name}()",

@@ -52,7 +52,7 @@ class InitFields(BaseModel):
     factor: Positive | None = None
     mode: Mode | None = None
     distribution: Distribution | None = None
-    gain: Positive | None = None
+    gain: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     nonlinearity: Nonlinearity | None = None
     negative_slope: Finite | None = None
     mean: Finite | None = None

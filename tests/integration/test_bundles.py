@@ -303,6 +303,22 @@ def test_describe_url_ranges_and_validators(client: TestClient) -> None:
             "divisible by groups",
         ),
         ({}, 422, "at least one tensor"),
+        (
+            {
+                "layers": [
+                    {
+                        "preset": "gpt2.Linear",
+                        "name": "x",
+                        "in_features": 4,
+                        "out_features": 4,
+                        "residual": True,
+                        "n_layers": -2,
+                    }
+                ]
+            },
+            422,
+            "needs n_layers >= 1",
+        ),
         ({"tensors": [{"shape": [2], "scheme": "zeros"}]}, 422, "Field required"),
     ],
 )
