@@ -13,9 +13,10 @@ import secrets
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
-from service import __version__, rng
+from service import rng
 from service.dtypes import DTypeName
 from service.engines import Engines
 from service.errors import InvalidRequest, LimitExceeded
@@ -61,6 +62,10 @@ class BundlePlan:
     def strong(self) -> bool:
         return all(e.plan.strong for e in self.entries)
 
+    @property
+    def light(self) -> bool:
+        return all(e.plan.light for e in self.entries)
+
     def canonical(self) -> dict[str, object]:
         """Bundle parameters and each member's canonical request, in header order."""
         tensors = []
@@ -69,7 +74,7 @@ class BundlePlan:
             tensors.append({k: v for k, v in c.items() if k not in ("seed", "format")})
         return {"seed": self.seed, "dtype": self.dtype, "tensors": tensors}
 
-    @property
+    @cached_property
     def etag(self) -> str:
         text = json.dumps({"bundle": self.canonical(), "algorithm": self.algorithm}, sort_keys=True)
         tag = '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
@@ -92,14 +97,9 @@ def metadata(seed: int, plans: list[Plan]) -> dict[str, str]:
         "format": "pt",
         "weightgen.seed": str(seed),
         "weightgen.algorithm": rng.ALGORITHM,
-        "weightgen.service_version": __version__,
     }
     for p in plans:
-        numbers = {
-            k: v
-            for k, v in p.metadata().items()
-            if k not in ("seed", "algorithm", "service_version")
-        }
+        numbers = {k: v for k, v in p.metadata().items() if k not in ("seed", "algorithm")}
         out[f"weightgen.plan.{p.spec.name}"] = json.dumps(numbers, separators=(",", ":"))
     return out
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         [], description="bearer keys for /v1 (JSON list); none: the service is open"
     )
     cors_origins: list[str] = Field([], description="origins allowed by CORS (JSON list)")
+    send_timeout: float = Field(
+        60.0, gt=0, description="seconds a client may take to accept 1 MiB before it is dropped"
+    )
     shutdown_timeout: int = Field(
         30, ge=0, description="seconds streams in flight may take to finish on SIGTERM"
     )

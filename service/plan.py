@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Literal
 
-from service import __version__, rng, schemes
+from service import rng, schemes
 from service.dtypes import DType, DTypeName, FormatName, dtype
 from service.engines import Engine, Engines, Sampling
-from service.errors import LimitExceeded, ShapeError, UnsupportedCombination
+from service.errors import InvalidRequest, LimitExceeded, ShapeError, UnsupportedCombination
 from service.formats import TensorInfo, Writer, writer
 from service.schemes import Convention, FanSpec, Params, SchemePlan, Shape
 
@@ -26,6 +26,7 @@ Device = Literal["auto", "cpu", "cuda"]
 MAX_RANK = 8
 MAX_SEED = 2**64 - 1
 WEAK_KINDS = frozenset({"orthogonal", "delta_orthogonal"})  # LAPACK: equal to rounding only
+MAX_QR_ELEMENTS = 1 << 22  # orthogonal kinds: the whole float64 matrix in memory, then QR
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,11 @@ class Plan:
     def strong(self) -> bool:
         return self.scheme.law.kind not in WEAK_KINDS
 
+    @property
+    def light(self) -> bool:
+        """Cheap to generate in any slice (orthogonal kinds need a whole QR first)."""
+        return self.strong
+
     @cached_property
     def etag(self) -> str:
         """A hash of the canonical request and the algorithm: equal requests, equal tags."""
@@ -159,7 +165,6 @@ class Plan:
             "zero_rows": ",".join(map(str, self.spec.zero_rows)) or None,
             "seed": self.seed,
             "algorithm": self.algorithm,
-            "service_version": __version__,
         }
         return {k: _text(v) for k, v in values.items() if v is not None}
 
@@ -214,7 +219,19 @@ def plan(spec: TensorSpec, limits: Limits, engines: Engines) -> Plan:
             f"shape {list(spec.shape)} as {dt.name} is {nbytes} bytes; this service serves at "
             f"most {limits.max_bytes} bytes per tensor (WEIGHTGEN_MAX_BYTES)"
         )
-    scheme = schemes.resolve(spec.scheme, spec.shape, spec.convention, spec.params, spec.fans)
+    try:
+        scheme = schemes.resolve(spec.scheme, spec.shape, spec.convention, spec.params, spec.fans)
+    except ArithmeticError as exc:  # e.g. negative_slope=1e308 squared
+        raise InvalidRequest(
+            f"the parameters of this request overflow float64 arithmetic ({exc}); "
+            "use numbers of a sensible size"
+        ) from None
+    if scheme.law.kind in WEAK_KINDS and numel > MAX_QR_ELEMENTS:
+        raise LimitExceeded(
+            f"{scheme.scheme} builds the whole matrix and factors it (QR); shape "
+            f"{list(spec.shape)} has {numel} elements, this service does that for at most "
+            f"{MAX_QR_ELEMENTS}"
+        )
     spec = replace(spec, zero_rows=_rows(spec))
     if dt.integer and not (scheme.law.kind == "constant" and scheme.law.loc.is_integer()):
         raise UnsupportedCombination(

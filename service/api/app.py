@@ -36,7 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # outermost last: request ids wrap everything, so 401s and 413s carry one too
-    if settings.cors_origins:
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ApiKeys, keys=settings.api_keys)
+    if settings.cors_origins:  # outside the key and body checks, so their problems carry CORS
         extra = sorted(
             {
                 *HEADER_NAMES.values(),
@@ -45,12 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-Init-Format",
                 "X-Init-Tensors",
                 "X-Init-Header-Bytes",
+                "X-Init-Service-Version",
             }
         )
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, **cors_headers(extra)
         )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(ApiKeys, keys=settings.api_keys)
     app.add_middleware(RequestIds, metrics=app.state.metrics)
     return app

@@ -6,12 +6,14 @@ comparison), §14 ranges. Pure functions of header strings; the routes apply the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from service.dtypes import FormatName
 from service.formats import BY_MEDIA_TYPE, WRITERS
 
 WILDCARDS = ("*/*", "application/*")
+POSITION = re.compile(r"[0-9]{1,19}")
 
 
 class NotAcceptable(Exception):
@@ -25,8 +27,8 @@ def negotiate(
     ties keep the order of the header; `*/*` and `application/*` mean `default`."""
     if not accept:
         return default
-    best: tuple[float, int, FormatName] | None = None
-    for position, item in enumerate(accept.split(",")):
+    offers: list[tuple[str, float]] = []
+    for item in accept.split(","):
         media, *params = (part.strip() for part in item.split(";"))
         q = 1.0
         for param in params:
@@ -36,8 +38,13 @@ def negotiate(
                     q = float(value)
                 except ValueError:
                     q = 0.0
-        media = media.lower()
-        fmt = default if media in WILDCARDS else BY_MEDIA_TYPE.get(media)
+        offers.append((media.lower(), q))
+    refused = {BY_MEDIA_TYPE[m] for m, q in offers if q <= 0 and m in BY_MEDIA_TYPE}
+    allowed = [f for f in ([only] if only else [default, *WRITERS]) if f not in refused]
+    best: tuple[float, int, FormatName] | None = None
+    for position, (media, q) in enumerate(offers):
+        wildcard = allowed[0] if allowed else None
+        fmt = wildcard if media in WILDCARDS else BY_MEDIA_TYPE.get(media)
         if fmt is None or q <= 0 or (only is not None and fmt != only):
             continue
         if best is None or q > best[0]:
@@ -97,10 +104,10 @@ def parse_range(header: str | None, length: int) -> ByteRange | None:
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
     first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()):
+    if not dash or not (first or last):
         return None
-    if not (first == "" or first.isdigit()) or not (last == "" or last.isdigit()):
-        return None
+    if not all(p == "" or POSITION.fullmatch(p) for p in (first, last)):
+        return None  # not ASCII digits, or more than 19 of them: ignore the header
     if first == "":  # suffix: the last N bytes
         n = int(last)
         if n == 0 or length == 0:

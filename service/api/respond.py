@@ -32,6 +32,8 @@ class Payload(Protocol):
     def etag(self) -> str: ...
     @property
     def seed_source(self) -> Literal["request", "service"]: ...
+    @property
+    def light(self) -> bool: ...  # may be generated inline, on the event loop
     def spans(self, start: int, stop: int, block: int) -> Iterator[bytes | Span]: ...
 
 
@@ -72,7 +74,7 @@ async def respond(payload: Payload, headers: dict[str, str], request: Request) -
     headers["Content-Length"] = str(stop - start)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    if stop - start <= SMALL_BYTES:
+    if stop - start <= SMALL_BYTES and payload.light:
         return Response(
             content=_small(payload, start, stop, metrics, fmt), status_code=status, headers=headers
         )
@@ -91,6 +93,7 @@ async def respond(payload: Payload, headers: dict[str, str], request: Request) -
         status,
         headers,
         block=settings.block_elements,
+        send_timeout=settings.send_timeout,
         capacity=capacity,
         metrics=metrics,
         fmt=fmt,

@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -141,7 +142,8 @@ async def get_bundle(manifest: str, request: Request, describe: bool = False) ->
     If-None-Match work as for tensors; `describe=true` answers the JSON description."""
     body = bundles.decode(manifest)
     if describe:
-        out = BundleDescribeResponse.of(*bundles.make(body, request))
+        made = await anyio.to_thread.run_sync(bundles.make, body, request)
+        out = BundleDescribeResponse.of(*made)
         return Response(out.model_dump_json(), media_type="application/json")
     return await bundles.serve(body, request)
 

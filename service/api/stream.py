@@ -7,6 +7,7 @@ Memory per stream: the block being sent, the one queued and the one being genera
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from service.api.respond import Payload
 
 CHUNK_BYTES = 1 << 20  # one ASGI body message
+log = logging.getLogger("weightgen.stream")
 
 
 class Capacity:
@@ -73,11 +75,13 @@ class PayloadResponse(Response):
         capacity: Capacity,
         metrics: Metrics,
         fmt: str,
+        send_timeout: float = 60.0,
     ) -> None:
         self.status_code = status_code
         self.background = None
         self.payload, self.start, self.stop, self.block = payload, start, stop, block
         self.capacity, self.metrics, self.fmt = capacity, metrics, fmt
+        self.send_timeout = send_timeout
         self.raw_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
         ]
@@ -93,13 +97,19 @@ class PayloadResponse(Response):
                     "headers": self.raw_headers,
                 }
             )
+            await self._send_body(receive, send)
+        finally:
+            self.metrics.in_flight.dec()
+            self.capacity.release()
+
+    async def _send_body(self, receive: Receive, send: Send) -> None:
+        try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._watch_disconnect, receive, group.cancel_scope)
                 await self._stream(send)
                 group.cancel_scope.cancel()
-        finally:
-            self.metrics.in_flight.dec()
-            self.capacity.release()
+        except* TimeoutError:  # the client stopped reading: drop it, free the slot
+            log.warning("stream abandoned: no progress for %s s", self.send_timeout)
 
     async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -126,5 +136,6 @@ class PayloadResponse(Response):
                 view = memoryview(data)
                 for at in range(0, len(view), CHUNK_BYTES):
                     body = view[at : at + CHUNK_BYTES]
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                    with anyio.fail_after(self.send_timeout):
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from service import __version__
 from service.api import http
 from service.api.models import TensorRequest
 from service.api.problems import instance, problem
@@ -20,6 +22,7 @@ from service.dtypes import DTYPES
 from service.engines import Engines
 from service.plan import Limits, Plan, TensorSpec, default_format, plan
 
+DECIMAL = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only, and no more than an int64 holds
 LIST_FIELDS = ("shape", "in_axes", "out_axes", "batch_axes", "zero_rows")
 HEADER_NAMES = {
     "scheme": "X-Init-Scheme",
@@ -38,14 +41,13 @@ HEADER_NAMES = {
     "zero_rows": "X-Init-Zero-Rows",
     "seed": "X-Init-Seed",
     "algorithm": "X-Init-Algorithm",
-    "service_version": "X-Init-Service-Version",
 }
 
 
 def _split(value: str) -> list[int | str]:
     """'256,128' -> [256, 128]; '' -> []; a bad item stays a string for pydantic to report."""
     items = [v.strip() for v in value.split(",")] if value.strip() else []
-    return [int(v) if v.lstrip("-").isdigit() else v for v in items]
+    return [int(v) if DECIMAL.fullmatch(v) else v for v in items]
 
 
 def request_from_query(scheme: str, request: Request) -> tuple[TensorRequest, bool]:
@@ -105,6 +107,7 @@ def headers_for(p: Plan, negotiated: bool) -> dict[str, str]:
         "X-Init-Shape": ",".join(str(d) for d in p.spec.shape),
         "X-Init-Dtype": p.dtype.name,
         "X-Init-Format": p.writer.name,
+        "X-Init-Service-Version": __version__,  # a header only: the payload is version-free
     }
     if negotiated:
         out["Vary"] = "Accept"

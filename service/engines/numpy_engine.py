@@ -82,6 +82,7 @@ class NumpyEngine:
         self.chunk = chunk
         self.ops = NumpyOps()
         self.kernel = FastKernel(threads) if fast and available() else None
+        self.memo = structured.Memo()
 
     @property
     def fast(self) -> bool:
@@ -105,7 +106,7 @@ class NumpyEngine:
             return blank_rows(out.view(np.uint8).data, sampling, start, stop)
         out = np.empty(max(stop - start, 0), dtype=NUMPY_DTYPES[sampling.dtype.name])
         if stop > start and sampling.scheme.law.kind in STRUCTURED_KINDS:
-            out[:] = cast(structured.tensor(self.ops, sampling)[start:stop], sampling.dtype)
+            out[:] = cast(self.memo.get(self.ops, sampling)[start:stop], sampling.dtype)
         else:
             for lo in range(start, stop, self.chunk):
                 hi = min(lo + self.chunk, stop)

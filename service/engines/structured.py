@@ -7,6 +7,8 @@ only (weak ETag). They need the whole matrix, so memory is O(tensor), not O(bloc
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +35,29 @@ def orthogonal_matrix(ops: rng.ArrayOps, s: Sampling, rows: int, cols: int) -> F
     q, r = np.linalg.qr(a)
     q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
     return q.T if rows < cols else q
+
+
+class Memo:
+    """The last few structured tensors an engine built, so that the blocks of one stream share
+    one QR instead of each redoing it. Thread-safe; a key names everything the values depend on."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size, self.lock = size, threading.Lock()
+        self.entries: OrderedDict[tuple[object, ...], F64] = OrderedDict()
+
+    def get(self, ops: rng.ArrayOps, s: Sampling) -> F64:
+        p = s.scheme
+        key = (p.law.kind, p.shape, p.kept_axis, p.gain, s.seed, s.stream)
+        with self.lock:  # one builder at a time: a second stream waits for the first's result
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                return self.entries[key]
+            value = tensor(ops, s)
+            value.setflags(write=False)
+            self.entries[key] = value
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+            return value
 
 
 def tensor(ops: rng.ArrayOps, s: Sampling) -> F64:

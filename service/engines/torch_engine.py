@@ -87,6 +87,7 @@ class TorchEngine:
 
     def __init__(self, chunk: int = 1 << 20) -> None:
         self.chunk = chunk
+        self.memo = structured.Memo()
 
     def devices(self) -> tuple[str, ...]:
         return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
@@ -99,8 +100,10 @@ class TorchEngine:
         dtype = TORCH_DTYPES[sampling.dtype.name]
         out = torch.empty(max(stop - start, 0), dtype=dtype, device=dev)
         if stop > start and sampling.scheme.law.kind in STRUCTURED_KINDS:
-            full = structured.tensor(NumpyOps(), sampling)[start:stop]
-            out.copy_(cast(torch.from_numpy(np.ascontiguousarray(full)).to(dev), sampling.dtype))
+            full = np.array(
+                self.memo.get(NumpyOps(), sampling)[start:stop]
+            )  # the memo is read-only
+            out.copy_(cast(torch.from_numpy(full).to(dev), sampling.dtype))
         else:
             for lo in range(start, stop, self.chunk):
                 hi = min(lo + self.chunk, stop)

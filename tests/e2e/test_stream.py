@@ -127,3 +127,20 @@ def test_sigterm_lets_streams_in_flight_finish(start_server: Callable[..., Serve
     # uvicorn finishes, then re-raises the signal so the exit status says SIGTERM (143)
     assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)
     assert "Finished server process" in server.log.read_text()
+
+
+def test_a_client_that_stops_reading_gives_its_slot_back(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server(max_streams="1", send_timeout="1")
+    url = f"{server.url}/v1/tensors/he_normal?shape=16384,4096&seed=8&format=raw"
+    with httpx.stream("GET", url, timeout=60) as stalled:
+        assert stalled.status_code == 200  # and never read: the socket buffers fill, send blocks
+        deadline = time.monotonic() + 20
+        while True:
+            retry = httpx.get(url.replace("seed=8", "seed=9").replace("16384", "64"), timeout=60)
+            if retry.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert retry.status_code == 200
+    assert "stream abandoned" in server.log.read_text()

@@ -134,3 +134,72 @@ def test_access_log_is_json_with_the_request_id(
     assert formatted["level"] == "info"
     assert (line["route"], line["status"], line["method"]) == ("/v1/schemes", 200, "GET")
     assert line["bytes"] > 0
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/v1/tensors/he_normal?shape=--5", {}),
+        ("/v1/tensors/he_normal?shape=%C2%B2,3", {}),
+        ("/v1/tensors/he_normal?shape=" + "9" * 5000, {}),
+        ("/v1/tensors/kaiming_normal?shape=4,4&convention=torch&negative_slope=1e308", {}),
+        ("/v1/tensors/orthogonal?shape=4096,4096&seed=1", {}),
+    ],
+)
+def test_hostile_queries_are_4xx_problems(
+    client: TestClient, path: str, headers: dict[str, str]
+) -> None:
+    r = client.get(path, headers=headers)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.headers["content-type"] == PROBLEM
+
+
+HOSTILE_RANGES = [b"bytes=\xc2\xb2-", b"bytes=" + b"9" * 5000 + b"-", b"bytes=-" + b"1" * 40]
+
+
+@pytest.mark.parametrize("value", HOSTILE_RANGES)
+def test_hostile_ranges_are_ignored(client: TestClient, value: bytes) -> None:
+    url = "/v1/tensors/he_normal?shape=8,8&seed=1"
+    assert client.get(url, headers={"Range": value}).status_code == 200  # type: ignore[arg-type]
+
+
+def test_a_deeply_nested_manifest_is_a_problem(client: TestClient) -> None:
+    import base64
+    import zlib
+
+    deep = base64.urlsafe_b64encode(zlib.compress(b"[" * 100_000 + b"]" * 100_000)).decode()
+    r = client.get("/v1/bundles/" + deep.rstrip("="))
+    assert r.status_code == 422
+
+
+def test_refused_types_stay_refused_behind_a_wildcard(client: TestClient) -> None:
+    r = client.get(
+        "/v1/tensors/he_normal?shape=8,8&seed=1", headers={"Accept": "application/x-npy;q=0, */*"}
+    )
+    assert r.status_code == 200
+    assert r.headers["content-type"] != "application/x-npy"
+
+
+def test_payloads_carry_no_service_version(client: TestClient) -> None:
+    r = client.get("/v1/tensors/he_normal?shape=8,8&seed=1&format=safetensors")
+    assert b"service_version" not in r.content
+    assert r.headers["x-init-service-version"]
+
+
+def test_cors_headers_on_401() -> None:
+    app = create_app(Settings(api_keys=["k"], cors_origins=["http://x.example"]))
+    with TestClient(app) as c:
+        r = c.get("/v1/schemes", headers={"Origin": "http://x.example"})
+        assert r.status_code == 401
+        assert r.headers["access-control-allow-origin"] == "http://x.example"
+
+
+def test_structured_tensors_build_once_per_stream() -> None:
+    app = create_app(Settings(block_elements=1024))
+    with TestClient(app) as c:
+        url = "/v1/tensors/orthogonal?shape=300,200&seed=3&format=raw"
+        first = c.get(url).content
+        memo = app.state.engines.numpy.memo
+        assert len(memo.entries) == 1  # 59 blocks, one QR
+        assert c.get(url, headers={"Range": "bytes=1000-1999"}).content == first[1000:2000]
+        assert len(memo.entries) == 1
