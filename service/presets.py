@@ -180,12 +180,23 @@ def torch_batch_norm(name: str, a: Args) -> list[Member]:
 
 
 def torch_mha(name: str, a: Args) -> list[Member]:
-    """MultiheadAttention._reset_parameters: xavier_uniform_ in_proj, zero biases; out_proj
-    keeps nn.Linear's kaiming_uniform_(a=√5)."""
+    """MultiheadAttention._reset_parameters: xavier_uniform_ on in_proj (or on separate q/k/v
+    projections when kdim or vdim differ from embed_dim), zero biases, bias_k/bias_v
+    xavier_normal_; out_proj keeps nn.Linear's kaiming_uniform_(a=√5)."""
     e, heads = _i(a, "embed_dim"), _i(a, "num_heads")
     if heads < 1 or e % heads:
         raise ShapeError(f"embed_dim={e} must be divisible by num_heads={heads}")
-    out = [Member(f"{name}.in_proj_weight", (3 * e, e), "xavier_uniform", "torch")]
+    kdim = _i(a, "kdim") if a.get("kdim") else e
+    vdim = _i(a, "vdim") if a.get("vdim") else e
+    if kdim == e and vdim == e:
+        out = [Member(f"{name}.in_proj_weight", (3 * e, e), "xavier_uniform", "torch")]
+    else:
+        out = [
+            Member(f"{name}.{p}_proj_weight", (e, d), "xavier_uniform", "torch")
+            for p, d in (("q", e), ("k", kdim), ("v", vdim))
+        ]
+    if a["add_bias_kv"]:
+        out += [Member(f"{name}.bias_{p}", (1, 1, e), "xavier_normal", "torch") for p in "kv"]
     out += _torch_weight_and_bias(f"{name}.out_proj", (e, e), None)
     if a["bias"]:
         out += [
@@ -389,8 +400,15 @@ def _table() -> list[Preset]:
         Preset("torch.RMSNorm", "weight ones", _NORM, torch_rms_norm),
         Preset(
             "torch.MultiheadAttention",
-            "in_proj xavier_uniform, out_proj Linear default, biases zero",
-            spec(embed_dim=need("int"), num_heads=need("int"), bias=opt("bool", True)),
+            "in_proj (or q/k/v) xavier_uniform, out_proj Linear default, biases zero",
+            spec(
+                embed_dim=need("int"),
+                num_heads=need("int"),
+                bias=opt("bool", True),
+                add_bias_kv=opt("bool", False),
+                kdim=opt("optional_int", None),
+                vdim=opt("optional_int", None),
+            ),
             torch_mha,
         ),
         Preset("torch.RNN", _UNIT, _RNN, torch_rnn(1)),

@@ -352,3 +352,28 @@ def test_presets_catalogue(client: TestClient) -> None:
     linear = next(p for p in data["presets"] if p["name"] == "torch.Linear")
     assert {a["name"] for a in linear["args"]} == {"in_features", "out_features", "bias"}
     assert next(a for a in linear["args"] if a["name"] == "bias")["default"] is True
+
+
+@pytest.mark.parametrize(
+    ("kdim", "vdim", "add_bias_kv"), [(None, None, True), (32, 48, False), (32, 48, True)]
+)
+def test_multihead_attention_variants_load_strictly(
+    client: TestClient, kdim: int | None, vdim: int | None, add_bias_kv: bool
+) -> None:
+    layer = {
+        "preset": "torch.MultiheadAttention",
+        "name": "attn",
+        "embed_dim": 64,
+        "num_heads": 4,
+        "kdim": kdim,
+        "vdim": vdim,
+        "add_bias_kv": add_bias_kv,
+    }
+    model = nn.Module()
+    model.attn = nn.MultiheadAttention(64, 4, kdim=kdim, vdim=vdim, add_bias_kv=add_bias_kv)
+    state = safetensors.torch.load(fetch(client, {"seed": 3, "layers": [layer]}))
+    model.load_state_dict(state, strict=True)
+    if add_bias_kv:
+        assert float(state["attn.bias_k"].std()) == pytest.approx(
+            1 / 8, rel=0.3
+        )  # xavier on (1,1,64)
