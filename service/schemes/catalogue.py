@@ -1,0 +1,360 @@
+"""The catalogue: one row per scheme, with its parameters and defaults per convention."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from service.errors import SchemeError, ShapeError, one_of
+from service.schemes.builders import (
+    _caffe_filler,
+    _constant,
+    _Ctx,
+    _delta_orthogonal,
+    _dirac,
+    _identity,
+    _normal,
+    _orthogonal,
+    _preset,
+    _truncated_normal,
+    _uniform,
+    _vs_scheme,
+)
+from service.schemes.conventions import rule
+from service.schemes.laws import SchemePlan
+from service.schemes.vocabulary import (
+    CONVENTIONS,
+    DISTRIBUTIONS,
+    MODES,
+    NONLINEARITIES,
+    Convention,
+    FanSpec,
+    Mode,
+    Params,
+    ParamValue,
+    Shape,
+)
+
+# --------------------------------------------------------------------------------------------
+# The catalogue: one row per scheme, with its parameters and defaults per convention
+
+REQUIRED = None  # a parameter without a default must be given
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    type: Literal["number", "integer", "string"]
+    description: str
+    minimum: float | None = None
+    exclusive_minimum: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+PARAMS: Mapping[str, ParamInfo] = {
+    "factor": ParamInfo("number", "variance scale (Keras/JAX scale, TF1 factor)", None, 0.0),
+    "mode": ParamInfo("string", "which fan divides the scale", choices=MODES),
+    "distribution": ParamInfo("string", "shape of the distribution", choices=DISTRIBUTIONS),
+    "gain": ParamInfo("number", "multiplies the std (torch gain, JAX scale)", 0.0),
+    "nonlinearity": ParamInfo("string", "torch calculate_gain table", choices=NONLINEARITIES),
+    "negative_slope": ParamInfo("number", "leaky_relu slope (torch kaiming `a`)"),
+    "mean": ParamInfo("number", "mean (location) of the normal"),
+    "std": ParamInfo("number", "standard deviation before any truncation", 0.0),
+    "low": ParamInfo("number", "lower bound of the uniform"),
+    "high": ParamInfo("number", "upper bound of the uniform (JAX: scale)"),
+    "a": ParamInfo("number", "lower truncation bound (torch: absolute; jax: in σ)"),
+    "b": ParamInfo("number", "upper truncation bound (torch: absolute; jax: in σ)"),
+    "value": ParamInfo("number", "the constant"),
+    "groups": ParamInfo("integer", "number of groups (torch dirac_)", 1),
+    "column_axis": ParamInfo("integer", "the axis kept as the matrix's columns (JAX)"),
+}
+
+Defaults = Mapping[str, ParamValue | None]
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One row of the catalogue: a docstring-grade summary, its builder, its parameters."""
+
+    name: str
+    summary: str
+    formula: str
+    source: str
+    build: Callable[[_Ctx], SchemePlan] = field(repr=False)
+    params: Mapping[Convention, Defaults]  # conventions that define the scheme
+
+
+def _every(defaults: Defaults, *, torch: Defaults | None = None) -> dict[Convention, Defaults]:
+    rows: dict[Convention, Defaults] = dict.fromkeys(CONVENTIONS, defaults)
+    if torch is not None:
+        rows["torch"] = torch
+    return rows
+
+
+_KAIMING: Defaults = {"negative_slope": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"}
+_VS: Defaults = {"factor": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}
+_PAPERS = {
+    "glorot": "Glorot & Bengio 2010, Understanding the difficulty of training deep networks",
+    "he": "He et al. 2015, Delving Deep into Rectifiers",
+    "lecun": "LeCun et al. 1998, Efficient BackProp; Klambauer et al. 2017 (SELU)",
+}
+
+
+# name, scale, mode, normal?, torch parameters, Keras class name
+_PRESET_ROWS: tuple[tuple[str, float, Mode, bool, Defaults, str], ...] = (
+    ("glorot_uniform", 1.0, "fan_avg", False, {"gain": 1.0}, "GlorotUniform"),
+    ("glorot_normal", 1.0, "fan_avg", True, {"gain": 1.0}, "GlorotNormal"),
+    ("he_uniform", 2.0, "fan_in", False, _KAIMING, "HeUniform"),
+    ("he_normal", 2.0, "fan_in", True, _KAIMING, "HeNormal"),
+    ("lecun_uniform", 1.0, "fan_in", False, {**_KAIMING, "nonlinearity": "linear"}, "LecunUniform"),
+    ("lecun_normal", 1.0, "fan_in", True, {**_KAIMING, "nonlinearity": "linear"}, "LecunNormal"),
+)
+
+
+def _preset_calls(name: str, scale: float, mode: Mode, normal: bool, keras: str) -> dict[str, str]:
+    tf1_mode = {"fan_in": "FAN_IN", "fan_avg": "FAN_AVG"}[mode]
+    norm = {"fan_in": "FAN_IN", "fan_avg": "AVERAGE"}[mode]  # Caffe's VarianceNorm enum
+    caffe = ("msra" if normal else "xavier") + f" filler (variance_norm={norm})"
+    return {
+        "keras": f"keras.initializers.{keras}()",
+        "jax": f"jax.nn.initializers.{name}()",
+        "tf1": f"tf.contrib.layers.variance_scaling_initializer(factor={scale:g}, "
+        f"mode='{tf1_mode}', uniform={not normal})",
+        "caffe": f"Caffe {caffe}" if scale == (2.0 if normal else 1.0) else "",
+    }
+
+
+def _presets() -> list[Scheme]:
+    rows = []
+    for name, scale, mode, normal, torch_params, keras in _PRESET_ROWS:
+        family = name.split("_")[0]
+        n = "(fan_in + fan_out)/2" if mode == "fan_avg" else "fan_in"
+        shape = "N(0, Var), truncated at ±2σ except torch/caffe" if normal else "U(±√(3·Var))"
+        rows.append(
+            Scheme(
+                name=name,
+                summary=f"variance_scaling({scale:g}, {mode!r}, "
+                f"{'normal' if normal else 'uniform'!r}); torch: gain-based xavier_/kaiming_",
+                formula=f"Var = {scale:g}/{n}; {shape}",
+                source=_PAPERS[family],
+                build=_preset(scale, mode, normal, _preset_calls(name, scale, mode, normal, keras)),
+                params=_every({}, torch=torch_params),
+            )
+        )
+    return rows
+
+
+SCHEMES: Mapping[str, Scheme] = {
+    s.name: s
+    for s in [
+        Scheme(
+            "variance_scaling",
+            "the general scheme every Glorot/He/LeCun preset specialises",
+            "Var = factor/n, n from mode; truncated σ = √Var/0.8796 (tf1: √(1.3·Var)) cut at ±2σ",
+            "Keras VarianceScaling; JAX variance_scaling; TF1 variance_scaling_initializer",
+            _vs_scheme,
+            {
+                "keras": _VS,
+                "jax": _VS,
+                "tf1": {**_VS, "factor": 2.0},
+                "torch": {**_VS, "distribution": "untruncated_normal"},
+                "caffe": {**_VS, "distribution": "uniform"},
+            },
+        ),
+        *_presets(),
+        Scheme(
+            "xavier",
+            "Caffe's xavier filler: U(±√(3/n)), n by variance_norm (default FAN_IN = LeCun!)",
+            "L = √(3/n); n = fan_in (FAN_IN) | fan_out (FAN_OUT) | (fan_in+fan_out)/2 (AVERAGE)",
+            "Caffe filler.hpp XavierFiller",
+            _caffe_filler(1.0, False, "xavier"),
+            {"caffe": {"mode": "fan_in"}},
+        ),
+        Scheme(
+            "msra",
+            "Caffe's msra filler: N(0, 2/n), n by variance_norm (default FAN_IN = He normal)",
+            "σ = √(2/n), untruncated",
+            "Caffe filler.hpp MSRAFiller; He et al. 2015",
+            _caffe_filler(2.0, True, "msra"),
+            {"caffe": {"mode": "fan_in"}},
+        ),
+        Scheme(
+            "normal",
+            "plain normal; defaults differ: torch std 1, keras 0.05, jax 0.01 (no mean)",
+            "N(mean, std²), untruncated",
+            "torch normal_; keras RandomNormal; jax normal; TF random_normal_initializer",
+            _normal,
+            {
+                "torch": {"mean": 0.0, "std": 1.0},
+                "keras": {"mean": 0.0, "std": 0.05},
+                "jax": {"std": 0.01},
+                "tf1": {"mean": 0.0, "std": 1.0},
+                "caffe": {"mean": 0.0, "std": 1.0},
+            },
+        ),
+        Scheme(
+            "uniform",
+            "plain uniform; torch [0, 1), keras [−0.05, 0.05), jax [0, 0.01)",
+            "U(low, high)",
+            "torch uniform_; keras RandomUniform; jax uniform; TF random_uniform_initializer",
+            _uniform,
+            {
+                "torch": {"low": 0.0, "high": 1.0},
+                "keras": {"low": -0.05, "high": 0.05},
+                "jax": {"high": 0.01},
+                "tf1": {"low": 0.0, "high": 1.0},
+                "caffe": {"low": 0.0, "high": 1.0},
+            },
+        ),
+        Scheme(
+            "truncated_normal",
+            "normal cut to an interval, no variance correction: torch absolute a, b; "
+            "keras/tf1 mean ± 2σ; jax a, b in units of σ",
+            "N(mean, std²) restricted to [a, b]",
+            "torch trunc_normal_; keras TruncatedNormal; jax truncated_normal",
+            _truncated_normal,
+            {
+                "torch": {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},
+                "keras": {"mean": 0.0, "std": 0.05},
+                "jax": {"std": 0.01, "a": -2.0, "b": 2.0},
+                "tf1": {"mean": 0.0, "std": 1.0},
+            },
+        ),
+        Scheme(
+            "constant",
+            "every element equal to value",
+            "w = value",
+            "torch constant_; keras Constant; jax constant; Caffe constant filler",
+            _constant(None),
+            {
+                "torch": {"value": REQUIRED},
+                "jax": {"value": REQUIRED},
+                "keras": {"value": 0.0},
+                "tf1": {"value": 0.0},
+                "caffe": {"value": 0.0},
+            },
+        ),
+        Scheme("zeros", "all zeros", "w = 0", "every framework", _constant(0.0), _every({})),
+        Scheme("ones", "all ones", "w = 1", "every framework", _constant(1.0), _every({})),
+        Scheme(
+            "orthogonal",
+            "orthogonal matrix (QR with sign fix) times gain; which axis is kept depends on "
+            "the convention",
+            "Q·sign(diag R)·gain of a Gaussian matrix",
+            "Saxe et al. 2014, Exact solutions to the nonlinear dynamics of learning",
+            _orthogonal,
+            {
+                "torch": {"gain": 1.0},
+                "keras": {"gain": 1.0},
+                "tf1": {"gain": 1.0},
+                "jax": {"gain": 1.0, "column_axis": -1},
+            },
+        ),
+        Scheme(
+            "identity",
+            "gain times the identity matrix (rank 2 only)",
+            "w = gain·eye(rows, cols)",
+            "torch eye_; keras Identity; TF identity_initializer",
+            _identity,
+            {"torch": {}, "keras": {"gain": 1.0}, "tf1": {"gain": 1.0}},
+        ),
+        Scheme(
+            "dirac",
+            "Dirac delta kernel: a convolution that preserves the identity of its inputs",
+            "1 at [g·out/groups + d, d, centre…]",
+            "torch dirac_",
+            _dirac,
+            {"torch": {"groups": 1}},
+        ),
+        Scheme(
+            "delta_orthogonal",
+            "convolution kernel that is zero but for an orthogonal centre tap",
+            "w[centre] = orthogonal(in×out)·gain",
+            "Xiao et al. 2018, Dynamical Isometry and a Mean Field Theory of CNNs",
+            _delta_orthogonal,
+            {"jax": {"gain": 1.0}, "tf1": {"gain": 1.0}},
+        ),
+    ]
+}
+
+ALIASES: Mapping[str, str] = {
+    "xavier_uniform": "glorot_uniform",
+    "xavier_normal": "glorot_normal",
+    "kaiming_uniform": "he_uniform",
+    "kaiming_normal": "he_normal",
+    "random_normal": "normal",
+    "random_uniform": "uniform",
+    "gaussian": "normal",
+    "trunc_normal": "truncated_normal",
+    "eye": "identity",
+    "zero": "zeros",
+    "one": "ones",
+}
+
+
+def lookup(name: str) -> Scheme:
+    """The scheme named `name` or by an alias; an unknown name lists the valid ones."""
+    scheme = SCHEMES.get(ALIASES.get(name, name))
+    if scheme is None:
+        raise SchemeError(
+            f"unknown scheme {name!r}; expected one of {one_of(SCHEMES)} "
+            f"(aliases: {one_of(ALIASES)})"
+        )
+    return scheme
+
+
+def _check(name: str, value: ParamValue) -> None:
+    info = PARAMS[name]
+    if info.choices and value not in info.choices:
+        raise SchemeError(f"unknown {name} {value!r}; expected one of {one_of(info.choices)}")
+    if isinstance(value, str) or info.choices:
+        return
+    if not math.isfinite(value):
+        raise SchemeError(f"{name} must be a finite number; received {value}")
+    if info.minimum is not None and value < info.minimum:
+        raise SchemeError(f"{name} must be >= {info.minimum:g}; received {value}")
+    if info.exclusive_minimum is not None and value <= info.exclusive_minimum:
+        raise SchemeError(f"{name} must be > {info.exclusive_minimum:g}; received {value}")
+
+
+def resolve(
+    scheme: str,
+    shape: Shape,
+    convention: str = "keras",
+    params: Params | None = None,
+    fans: FanSpec | None = None,
+) -> SchemePlan:
+    """Resolve a scheme for a shape under a convention, or raise what is wrong and allowed."""
+    entry, conv = lookup(scheme), rule(convention)
+    if any(d < 0 for d in shape):
+        raise ShapeError(f"shape {list(shape)} has a negative dimension")
+    accepted = entry.params.get(conv.name)
+    if accepted is None:
+        raise SchemeError(
+            f"scheme {entry.name!r} is not defined under convention {conv.name}; "
+            f"it is defined under {one_of(entry.params)}"
+        )
+    given = (params or Params()).given()
+    unexpected = [k for k in given if k not in accepted]
+    if unexpected:
+        takes = one_of(accepted) if accepted else "no parameters"
+        raise SchemeError(
+            f"scheme {entry.name!r} under convention {conv.name} does not take "
+            f"{one_of(unexpected)}; it takes {takes}"
+        )
+    missing = [k for k, default in accepted.items() if default is REQUIRED and k not in given]
+    if missing:
+        raise SchemeError(
+            f"scheme {entry.name!r} under convention {conv.name} needs {one_of(missing)}"
+        )
+    resolved: dict[str, ParamValue] = {
+        k: v for k in accepted if (v := given.get(k, accepted[k])) is not None
+    }
+    for k, v in resolved.items():
+        _check(k, v)
+    fan_spec = fans or FanSpec()
+    for name, fan in (("fan_in", fan_spec.fan_in), ("fan_out", fan_spec.fan_out)):
+        if fan is not None and not (math.isfinite(fan) and fan > 0):
+            raise ShapeError(f"{name} must be a finite number > 0; received {fan}")
+    return entry.build(_Ctx(entry.name, conv, tuple(shape), fan_spec, resolved))
