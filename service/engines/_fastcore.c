@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -95,18 +96,51 @@ static double tail_any(double pt) {
  * the r > 5 sub-branch (p < e^-25: only 52-bit or truncated uniforms reach it) and subnormal
  * p are redone one by one. (Computing both branches for every element and selecting was
  * measured slower: 100 vs 157 M/s.) */
+/* the tail elements of a chunk (outside |q| <= 0.425): their index and min(p, 1 - p) */
+static int gather_scalar(const double *p, int n, double *tp, int *at) {
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        double q = p[i] - 0.5;
+        if (!(fabs(q) <= 0.425)) { at[k] = i; tp[k] = q < 0.0 ? p[i] : 1.0 - p[i]; k++; }
+    }
+    return k;
+}
+
+/* the same with AVX-512 compress-stores: no branch per element (the scalar loop mispredicts on
+ * the random 15%); the same values, since 1 - p and the compare are exact */
+__attribute__((target("avx512f,avx512vl")))
+static int gather_avx512(const double *p, int n, double *tp, int *at) {
+    const __m512d half = _mm512_set1_pd(0.5), edge = _mm512_set1_pd(0.425), one = _mm512_set1_pd(1.0);
+    __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i eight = _mm256_set1_epi32(8);
+    int k = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d pv = _mm512_loadu_pd(p + i);
+        __m512d q = _mm512_sub_pd(pv, half);
+        __mmask8 tail = _mm512_cmp_pd_mask(_mm512_abs_pd(q), edge, _CMP_NLE_UQ);
+        __mmask8 low = _mm512_cmp_pd_mask(q, _mm512_setzero_pd(), _CMP_LT_OQ);
+        __m512d pt = _mm512_mask_blend_pd(low, _mm512_sub_pd(one, pv), pv);
+        _mm512_mask_compressstoreu_pd(tp + k, tail, pt);
+        _mm256_mask_compressstoreu_epi32(at + k, tail, index);
+        k += __builtin_popcount((unsigned)tail);
+        index = _mm256_add_epi32(index, eight);
+    }
+    int rest = gather_scalar(p + i, n - i, tp + k, at + k);
+    for (int j = 0; j < rest; j++) at[k + j] += i;
+    return k + rest;
+}
+
+static int use_avx512 = 0; /* set at import: the CPU has AVX-512 F and VL */
+
 static inline __attribute__((always_inline)) void ppf(const double *p, double *z, int n) {
     double tp[CHUNK], tr[CHUNK], tx[CHUNK];
-    int at[CHUNK], k = 0;
+    int at[CHUNK];
     for (int i = 0; i < n; i++) {
         double q = p[i] - 0.5;
         double r = 0.180625 - q * q;
         z[i] = q * horner(A, 8, r) / horner(B, 8, r);
     }
-    for (int i = 0; i < n; i++) {
-        double q = p[i] - 0.5;
-        if (!(fabs(q) <= 0.425)) { at[k] = i; tp[k] = q < 0.0 ? p[i] : 1.0 - p[i]; k++; }
-    }
+    int k = use_avx512 ? gather_avx512(p, n, tp, at) : gather_scalar(p, n, tp, at);
     for (int i = 0; i < k; i++) tr[i] = sqrt(-own_log(tp[i]));
     for (int i = 0; i < k; i++) {
         double rn = tr[i] - 1.6;
@@ -232,5 +266,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastcore", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__fastcore(void) {
+    __builtin_cpu_init();
+    use_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
     return PyModule_Create(&module);
 }
