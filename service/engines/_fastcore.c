@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define M0 0xD2511F53u
@@ -268,5 +269,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastcore", NULL, -1
 PyMODINIT_FUNC PyInit__fastcore(void) {
     __builtin_cpu_init();
     use_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    if (getenv("WEIGHTGEN_KERNEL_PORTABLE") != NULL) use_avx512 = 0; /* tests check both paths */
     return PyModule_Create(&module);
 }

@@ -4,6 +4,7 @@ their laws (KS tests); casts follow algorithm v1; golden hashes pin the algorith
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 
 import ml_dtypes
@@ -385,3 +386,36 @@ def test_the_fused_kernel_gives_the_reference_bytes(
     size = s.dtype.itemsize
     part = NumpyEngine(threads=3).generate(s, 17, s.numel - 3)
     assert bytes(part) == reference[17 * size : (s.numel - 3) * size]
+
+
+def test_the_portable_gather_gives_the_same_bytes() -> None:
+    """The kernel gathers AS241's tail with AVX-512 where the CPU has it; the scalar path
+    (forced by WEIGHTGEN_KERNEL_PORTABLE) must give the very same bytes."""
+    import subprocess
+    import sys
+
+    code = "\n".join(
+        [
+            "import hashlib",
+            "from service import schemes",
+            "from service.dtypes import DTYPES",
+            "from service.engines.base import Sampling",
+            "from service.engines.numpy_engine import NumpyEngine",
+            "p = schemes.resolve('truncated_normal', (1000, 1000), 'torch',",
+            "                    schemes.Params(a=-1.5, b=3.0))",
+            "s = Sampling(p, 99, 'w', DTYPES['float64'])",
+            "print(hashlib.sha256(NumpyEngine().generate(s, 3, s.numel)).hexdigest())",
+        ]
+    )
+    env = {**os.environ, "WEIGHTGEN_KERNEL_PORTABLE": "1"}
+    portable = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    s = sampling(
+        "truncated_normal", (1000, 1000), "torch", Params(a=-1.5, b=3.0), 99, "w", "float64"
+    )
+    assert portable.stdout.strip() == hashlib.sha256(NUMPY.generate(s, 3, s.numel)).hexdigest()
+    assert (
+        portable.stdout.strip()
+        == hashlib.sha256(NumpyEngine(fast=False).generate(s, 3, s.numel)).hexdigest()
+    )
