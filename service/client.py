@@ -106,6 +106,24 @@ class Retry:
         return outcome
 
 
+def part_headers(r: Resource, at: int, stop: int) -> dict[str, str]:
+    """Range for bytes [at, stop) and, for a strong ETag, If-Range so a changed resource
+    answers 200 instead of splicing two versions."""
+    headers = {"If-Range": r.etag} if r.etag and not r.etag.startswith("W/") else {}
+    if at > 0 or stop < r.length:
+        headers["Range"] = f"bytes={at}-{stop - 1}"
+    return headers
+
+
+def part_start(response: httpx.Response, r: Resource, at: int) -> int:
+    """Where the body of a part's response starts: `at` for a 206, 0 when the server sent the
+    whole representation; an ETag other than the described one is an IntegrityError."""
+    etag = response.headers.get("etag", "")
+    if etag != r.etag:
+        raise IntegrityError(f"ETag changed from {r.etag} to {etag}: not the resource described")
+    return 0 if response.status_code == 200 else at
+
+
 def tensor_body(scheme: str, shape: Sequence[int], params: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "scheme": scheme,
@@ -246,11 +264,8 @@ class Client:
         """Bytes [start, stop) into out[start:stop], resuming after dropped connections."""
         at, attempt = start, 0
         while at < stop:
-            headers = {"If-Range": r.etag} if r.etag and not r.etag.startswith("W/") else {}
-            if at > 0 or stop < r.length:
-                headers["Range"] = f"bytes={at}-{stop - 1}"
             try:
-                with self.http.stream("GET", r.url, headers=headers) as response:
+                with self.http.stream("GET", r.url, headers=part_headers(r, at, stop)) as response:
                     if response.status_code in RETRY_STATUSES and attempt < self.retries:
                         response.read()
                         time.sleep(_delay(attempt, self.backoff, response))
@@ -259,13 +274,7 @@ class Client:
                     if response.status_code >= 400:
                         response.read()
                         raise _problem(response)
-                    etag = response.headers.get("etag", "")
-                    if etag != r.etag:
-                        raise IntegrityError(
-                            f"ETag changed from {r.etag} to {etag}: not the resource described"
-                        )
-                    if response.status_code == 200 and at != 0:
-                        at = 0  # the server ignored the range: take the whole body again
+                    at = part_start(response, r, at)
                     for chunk in response.iter_raw():
                         n = min(len(chunk), stop - at)
                         out[at : at + n] = chunk[:n]
@@ -273,8 +282,6 @@ class Client:
                         advance(n)
                         if at >= stop:
                             break
-                    if r.length == 0:
-                        return
             except httpx.TransportError as exc:
                 if attempt >= self.retries:
                     raise UnreachableError(
@@ -375,18 +382,18 @@ class AsyncClient:
     async def _range(self, r: Resource, start: int, stop: int, out: bytearray) -> None:
         at, attempt = start, 0
         while at < stop:
-            headers = {"Range": f"bytes={at}-{stop - 1}"}
-            if not r.etag.startswith("W/"):
-                headers["If-Range"] = r.etag
+            headers = part_headers(r, at, stop)
             try:
                 async with self.http.stream("GET", r.url, headers=headers) as response:
+                    if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                        await response.aread()
+                        await asyncio.sleep(_delay(attempt, self.backoff, response))
+                        attempt += 1
+                        continue
                     if response.status_code >= 400:
                         await response.aread()
                         raise _problem(response)
-                    if response.headers.get("etag", "") != r.etag:
-                        raise IntegrityError("ETag changed: the resource is not the one described")
-                    if response.status_code == 200:
-                        at = 0
+                    at = part_start(response, r, at)
                     async for chunk in response.aiter_raw():
                         n = min(len(chunk), stop - at)
                         out[at : at + n] = chunk[:n]
