@@ -226,23 +226,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     from service.client import IntegrityError, ProblemError, UnreachableError
 
+    exit_codes: tuple[tuple[type[Exception], int], ...] = (
+        (UsageError, EXIT_USAGE),
+        (ProblemError, EXIT_PROBLEM),
+        (UnreachableError, EXIT_UNREACHABLE),
+        (IntegrityError, EXIT_INTEGRITY),
+        (OSError, EXIT_PROBLEM),
+    )
     try:
         code = run(args)
-    except UsageError as exc:
-        print(f"weightgen: error: {exc}", file=sys.stderr)
-        code = EXIT_USAGE
-    except ProblemError as exc:
-        print(f"weightgen: error: {exc.title} ({exc.status}): {exc.detail}", file=sys.stderr)
-        code = EXIT_PROBLEM
-    except UnreachableError as exc:
-        print(f"weightgen: error: {exc}", file=sys.stderr)
-        code = EXIT_UNREACHABLE
-    except IntegrityError as exc:
-        print(f"weightgen: error: {exc}", file=sys.stderr)
-        code = EXIT_INTEGRITY
-    except OSError as exc:
-        print(f"weightgen: error: {exc}", file=sys.stderr)
-        code = EXIT_PROBLEM
+    except tuple(kind for kind, _ in exit_codes) as exc:
+        message = (
+            f"{exc.title} ({exc.status}): {exc.detail}"
+            if isinstance(exc, ProblemError)
+            else str(exc)
+        )
+        print(f"weightgen: error: {message}", file=sys.stderr)
+        code = next(status for kind, status in exit_codes if isinstance(exc, kind))
     raise SystemExit(code)
 
 
