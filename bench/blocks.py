@@ -10,23 +10,12 @@ import argparse
 import contextlib
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.e2e.conftest import live_server
+from bench.live import drain, live_server
 
 BLOCKS = (1 << 18, 1 << 20, 1 << 22)
 PATH = "/v1/tensors/he_normal?shape=65536,4096&seed=1&format=raw"  # 1 GiB
-
-
-def drain(url: str) -> float:
-    began = time.perf_counter()
-    with httpx.stream("GET", url, timeout=300) as r:
-        for _ in r.iter_raw(1 << 20):
-            pass
-    return time.perf_counter() - began
 
 
 def main() -> None:

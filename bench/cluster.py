@@ -4,30 +4,21 @@ config test: the same nginx.conf, with upstream hosts and paths pointed at this 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from bench.live import free_port, live_server, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def render(ports: Sequence[int], listen: int, workdir: Path) -> str:
@@ -58,17 +49,6 @@ class Cluster:
     replica_urls: list[str]
 
 
-def _wait(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 @contextmanager
 def cluster(
     workdir: Path, replicas: int = 2, env: dict[str, str] | None = None
@@ -77,32 +57,19 @@ def cluster(
     if nginx is None:
         raise RuntimeError("nginx is not installed (apt-get install nginx)")
     (workdir / "cache").mkdir(parents=True, exist_ok=True)
-    ports = [free_port() for _ in range(replicas)]
-    procs = []
-    for p in ports:
-        with (workdir / f"replica-{p}.log").open("wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(p)],
-                    env={**os.environ, **(env or {})},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+    with contextlib.ExitStack() as stack:  # replicas stop after nginx, in any case
+        servers = [stack.enter_context(live_server(workdir, env)) for _ in range(replicas)]
+        listen = free_port()
+        (workdir / "nginx.conf").write_text(render([s.port for s in servers], listen, workdir))
+        proxy = subprocess.Popen([nginx, "-c", str(workdir / "nginx.conf"), "-g", "daemon off;"])
+        try:
+            wait_healthy(f"http://127.0.0.1:{listen}", proxy)
+            yield Cluster(
+                f"http://127.0.0.1:{listen}", [s.proc for s in servers], [s.url for s in servers]
             )
-    listen = free_port()
-    (workdir / "nginx.conf").write_text(render(ports, listen, workdir))
-    proxy = subprocess.Popen([nginx, "-c", str(workdir / "nginx.conf"), "-g", "daemon off;"])
-    try:
-        for p in ports:
-            _wait(f"http://127.0.0.1:{p}")
-        _wait(f"http://127.0.0.1:{listen}")
-        yield Cluster(f"http://127.0.0.1:{listen}", procs, [f"http://127.0.0.1:{p}" for p in ports])
-    finally:
-        proxy.send_signal(signal.SIGQUIT)
-        for replica in procs:
-            replica.terminate()
-        for proc in [proxy, *procs]:
+        finally:
+            proxy.send_signal(signal.SIGQUIT)
             try:
-                proc.wait(timeout=20)
+                proxy.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                proxy.kill()

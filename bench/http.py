@@ -22,15 +22,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from bench.cluster import free_port
+from bench.live import drain, free_port, peak_rss
 
 BASELINES = """
 import torch
@@ -89,43 +88,6 @@ def process(
         proc.wait(timeout=20)
 
 
-def drain(url: str) -> float:
-    """Seconds to read the whole body."""
-    began = time.perf_counter()
-    with httpx.stream("GET", url, timeout=600) as r:
-        r.raise_for_status()
-        for _ in r.iter_raw(1 << 20):
-            pass
-    return time.perf_counter() - began
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def peak_during(pid: int, work: Callable[[], object]) -> tuple[int, int]:
-    idle = peak = rss(pid)
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, rss(pid))
-            time.sleep(0.02)
-
-    t = threading.Thread(target=sample)
-    t.start()
-    try:
-        work()
-    finally:
-        done.set()
-        t.join()
-    return idle, peak
-
-
 def wrk(url: str, seconds: int) -> float:
     out = subprocess.run(
         ["wrk", "-t2", "-c16", f"-d{seconds}s", url], capture_output=True, text=True, check=True
@@ -180,7 +142,7 @@ def main() -> None:
                     f"\n| small GET, wrk -t2 -c16 | weightgen req/s | bare FastAPI req/s | ratio |\n|---|---:|---:|---:|\n| 64x64 float32 vs 16 KiB | {rx:.0f} | {ry:.0f} | {rx / ry:.2f} |"
                 )
             huge = f"http://127.0.0.1:{wg}/v1/tensors/he_normal?shape={(1 << 30) // 4096},4096&seed=2&format=raw"
-            idle, peak = peak_during(server.pid, lambda: drain(huge))
+            _, idle, peak = peak_rss(server.pid, lambda: drain(huge))
             print(
                 f"\nmemory: a 4 GiB stream raised weightgen's RSS from {idle / 2**20:.0f} to {peak / 2**20:.0f} MiB (+{(peak - idle) / 2**20:.0f} MiB)"
             )

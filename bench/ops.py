@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from bench.cluster import cluster
+from bench.live import peak_rss
 from service.client import Client
 
 
@@ -143,39 +144,24 @@ def memory(streams: int, gib: int) -> None:
         pid = c.replicas[0].pid
         url = f"{c.replica_urls[0]}/v1/tensors/he_normal?shape={side},{side}&format=raw&seed="
 
-        def rss() -> int:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-            return 0
-
         httpx.get(url + "0").raise_for_status()  # warm up the engine and the allocator
-        idle = peak = rss()
-        done = threading.Event()
         received = [0] * streams
-
-        def sample() -> None:
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, rss())
-                time.sleep(0.05)
 
         def drain(i: int) -> None:
             with httpx.stream("GET", url + str(i + 1), timeout=600) as r:
                 for chunk in r.iter_raw():
                     received[i] += len(chunk)
 
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        began = time.perf_counter()
-        threads = [threading.Thread(target=drain, args=(i,)) for i in range(streams)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        took = time.perf_counter() - began
-        done.set()
-        sampler.join()
+        def all_streams() -> float:
+            began = time.perf_counter()
+            threads = [threading.Thread(target=drain, args=(i,)) for i in range(streams)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return time.perf_counter() - began
+
+        took, idle, peak = peak_rss(pid, all_streams, every=0.05)
         block = 4 * (1 << 20)  # WEIGHTGEN_BLOCK_ELEMENTS x 4 bytes
         bound = streams * 3 * block + (64 << 20)
         total = sum(received)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
+from bench.live import Server, free_port
 from service.client import AsyncClient, Client
-from tests.e2e.conftest import Server, free_port
 
 BIG = ("he_normal", [1024, 1536])
 

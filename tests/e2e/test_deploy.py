@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bench.cluster import cluster, nginx_binary, render
-from tests.e2e.conftest import free_port
+from bench.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Server
+from bench.live import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 

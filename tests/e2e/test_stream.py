@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server
+from bench.live import Server, peak_rss
 
 GIB = 1 << 30
 
@@ -25,23 +24,7 @@ def generated(server: Server) -> int:
 def peak_rss_while(server: Server, request: Callable[[], int]) -> tuple[int, int]:
     """(bytes received, peak RSS rise over idle) while `request` runs, RSS from /proc."""
     httpx.get(f"{server.url}/v1/tensors/he_normal?shape=2048,2048&seed=1").raise_for_status()
-    idle = server.rss()
-    peak = idle
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, server.rss())
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        received = request()
-    finally:
-        done.set()
-        sampler.join()
+    received, idle, peak = peak_rss(server.pid, request)
     return received, peak - idle
 
 
