@@ -59,6 +59,10 @@ class BundlePlan:
         return len(self.header) + self.nbytes
 
     @property
+    def format(self) -> str:
+        return "safetensors"
+
+    @property
     def strong(self) -> bool:
         return all(e.plan.strong for e in self.entries)
 

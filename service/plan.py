@@ -99,6 +99,10 @@ class Plan:
         return len(self.header) + self.nbytes
 
     @property
+    def format(self) -> str:
+        return self.writer.name
+
+    @property
     def strong(self) -> bool:
         return self.scheme.law.kind not in WEAK_KINDS
 

@@ -16,7 +16,6 @@ from service.api.metrics import Metrics
 from service.api.problems import instance, problem
 from service.api.stream import Capacity, PayloadResponse, generate
 from service.config import Settings
-from service.formats import BY_MEDIA_TYPE
 from service.plan import Span
 
 SMALL_BYTES = 1 << 16  # answered inline, without a thread hop
@@ -28,6 +27,8 @@ class Payload(Protocol):
 
     @property
     def content_length(self) -> int: ...
+    @property
+    def format(self) -> str: ...  # npy, safetensors or raw
     @property
     def etag(self) -> str: ...
     @property
@@ -46,7 +47,7 @@ async def respond(payload: Payload, headers: dict[str, str], request: Request) -
     settings: Settings = state.settings
     capacity: Capacity = state.capacity
     metrics: Metrics = state.metrics
-    fmt = BY_MEDIA_TYPE.get(headers["Content-Type"], "raw")  # a metrics label
+    fmt = payload.format  # a metrics label
     length, etag = payload.content_length, payload.etag
     safe = request.method in ("GET", "HEAD")
     if http.none_match(request.headers.get("if-none-match"), etag):
