@@ -41,7 +41,11 @@ def cases(n: int, dtypes: list[str], threads: int) -> dict[str, Callable[[], obj
     out["baseline numpy standard_normal float32"] = lambda: gen.standard_normal(n, np.float32)
     engines = {
         "fused kernel, 1 thread": NumpyEngine(threads=1),
-        f"fused kernel, {threads} threads": NumpyEngine(threads=threads),
+        **(
+            {f"fused kernel, {threads} threads": NumpyEngine(threads=threads)}
+            if threads > 1
+            else {}
+        ),
         "numpy reference": NumpyEngine(fast=False),
         "torch reference": TorchEngine(),
     }
