@@ -156,7 +156,6 @@ class Client:
         self.http = httpx.Client(
             base_url=base_url, headers=headers, timeout=timeout, transport=transport
         )
-        self.retries, self.backoff = retries, backoff
         self._policy = Retry(retries, backoff, base_url)
 
     def __enter__(self) -> Client:
@@ -171,7 +170,7 @@ class Client:
     # --- requests with retries ------------------------------------------------------------
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.retries + 1):
+        for attempt in range(self._policy.retries + 1):
             try:
                 outcome = self._policy.settle(attempt, self.http.request(method, url, **kwargs))
             except httpx.TransportError as exc:
@@ -266,14 +265,13 @@ class Client:
         while at < stop:
             try:
                 with self.http.stream("GET", r.url, headers=part_headers(r, at, stop)) as response:
-                    if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                        response.read()
-                        time.sleep(_delay(attempt, self.backoff, response))
+                    if response.status_code >= 400:
+                        response.read()  # a problem body, read for settle()
+                    wait = self._policy.settle(attempt, response)
+                    if not isinstance(wait, httpx.Response):
+                        time.sleep(wait)
                         attempt += 1
                         continue
-                    if response.status_code >= 400:
-                        response.read()
-                        raise _problem(response)
                     at = part_start(response, r, at)
                     for chunk in response.iter_raw():
                         n = min(len(chunk), stop - at)
@@ -283,11 +281,11 @@ class Client:
                         if at >= stop:
                             break
             except httpx.TransportError as exc:
-                if attempt >= self.retries:
+                if attempt >= self._policy.retries:
                     raise UnreachableError(
                         f"download of {r.url} failed at byte {at}: {exc}"
                     ) from exc
-                time.sleep(_delay(attempt, self.backoff, None))
+                time.sleep(_delay(attempt, self._policy.backoff, None))
                 attempt += 1
         if at != stop:
             raise IntegrityError(f"received up to byte {at} of {stop}")
@@ -342,7 +340,6 @@ class AsyncClient:
         self.http = httpx.AsyncClient(
             base_url=base_url, headers=headers, timeout=timeout, transport=transport
         )
-        self.retries, self.backoff = retries, backoff
         self._policy = Retry(retries, backoff, base_url)
 
     async def __aenter__(self) -> AsyncClient:
@@ -352,7 +349,7 @@ class AsyncClient:
         await self.http.aclose()
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.retries + 1):
+        for attempt in range(self._policy.retries + 1):
             try:
                 response = await self.http.request(method, url, **kwargs)
                 outcome = self._policy.settle(attempt, response)
@@ -385,14 +382,13 @@ class AsyncClient:
             headers = part_headers(r, at, stop)
             try:
                 async with self.http.stream("GET", r.url, headers=headers) as response:
-                    if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                        await response.aread()
-                        await asyncio.sleep(_delay(attempt, self.backoff, response))
+                    if response.status_code >= 400:
+                        await response.aread()  # a problem body, read for settle()
+                    wait = self._policy.settle(attempt, response)
+                    if not isinstance(wait, httpx.Response):
+                        await asyncio.sleep(wait)
                         attempt += 1
                         continue
-                    if response.status_code >= 400:
-                        await response.aread()
-                        raise _problem(response)
                     at = part_start(response, r, at)
                     async for chunk in response.aiter_raw():
                         n = min(len(chunk), stop - at)
@@ -401,11 +397,11 @@ class AsyncClient:
                         if at >= stop:
                             break
             except httpx.TransportError as exc:
-                if attempt >= self.retries:
+                if attempt >= self._policy.retries:
                     raise UnreachableError(
                         f"download of {r.url} failed at byte {at}: {exc}"
                     ) from exc
-                await asyncio.sleep(_delay(attempt, self.backoff, None))
+                await asyncio.sleep(_delay(attempt, self._policy.backoff, None))
                 attempt += 1
         if at != stop:
             raise IntegrityError(f"received up to byte {at} of {stop}")
