@@ -47,18 +47,21 @@ def test_split_covers_the_range() -> None:
     assert split(0, 4) == [(0, 0)]
 
 
-def test_retries_503_and_honours_retry_after() -> None:
+def test_retries_503_and_honours_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
+    waits: list[float] = []
+    monkeypatch.setattr("service.client.time.sleep", waits.append)
 
     def handler(_: httpx.Request) -> httpx.Response:
         calls.append(1)
         if len(calls) < 3:
-            return httpx.Response(503, json={"title": "busy"}, headers={"Retry-After": "0"})
+            return httpx.Response(503, json={"title": "busy"}, headers={"Retry-After": "2"})
         return httpx.Response(200, json={"schemes": []})
 
     with Client("http://x", transport=httpx.MockTransport(handler), backoff=0.001) as c:
         assert c.schemes() == {"schemes": []}
     assert len(calls) == 3
+    assert waits == [2.0, 2.0]  # the server's Retry-After, longer than the backoff
 
 
 def test_problems_become_typed_errors() -> None:
@@ -82,13 +85,17 @@ def test_problems_become_typed_errors() -> None:
 
 
 def test_connection_errors_retry_then_raise_unreachable() -> None:
+    attempts: list[int] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
+        attempts.append(1)
         raise httpx.ConnectError("refused", request=request)
 
     mock = httpx.MockTransport(handler)
     with Client("http://x", transport=mock, retries=2, backoff=0.001) as c:  # noqa: SIM117
         with pytest.raises(UnreachableError, match="cannot reach"):
             c.schemes()
+    assert len(attempts) == 3  # the first try and two retries
 
 
 def test_parallel_ranges_reassemble_the_payload() -> None:

@@ -9,6 +9,8 @@ import struct
 import numpy as np
 import pytest
 import safetensors.numpy
+import safetensors.torch
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,6 +50,9 @@ def test_safetensors_header_is_read_by_the_reference_reader(
     if dtype in ("float32", "float64", "float16"):
         loaded = safetensors.numpy.load(header + bytes(nbytes))
         assert loaded["layer.0.weight"].shape == shape
+    tensor = safetensors.torch.load(header + bytes(nbytes))["layer.0.weight"]
+    assert tensor.dtype == getattr(torch, dtype)  # every dtype tag, bfloat16 and float8 too
+    assert tuple(tensor.shape) == shape
 
 
 def test_safetensors_metadata_comes_first_and_is_strings() -> None:
