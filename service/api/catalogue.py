@@ -1,11 +1,12 @@
-"""GET /v1/schemes: the catalogue as JSON, built from the registries in `service.schemes`."""
+"""GET /v1/schemes and GET /v1/presets: the catalogues as JSON, built once from the registries
+in `service.schemes` and `service.presets`."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-from service import schemes
+from service import presets, schemes
 from service.dtypes import DTYPES
 from service.schemes import PARAMS, RULES, SCHEMES, Scheme
 
@@ -76,3 +77,26 @@ def _catalogue() -> dict[str, Any]:
 def catalogue() -> dict[str, Any]:
     """The catalogue, built once: the registries are constants. Callers must not mutate it."""
     return _catalogue()
+
+
+@functools.cache
+def preset_catalogue() -> dict[str, Any]:
+    """Every layer preset, its arguments, their types and defaults; built once, not to mutate."""
+    return {
+        "presets": [
+            {
+                "name": p.name,
+                "summary": p.summary,
+                "args": [
+                    {
+                        "name": k,
+                        "type": kind,
+                        **({} if d is presets.REQUIRED else {"default": d}),
+                        "required": d is presets.REQUIRED,
+                    }
+                    for k, (kind, d) in p.args.items()
+                ],
+            }
+            for p in presets.PRESETS.values()
+        ]
+    }

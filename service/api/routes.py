@@ -11,10 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service import presets
 from service.analyze import analyze
 from service.api import bundles, tensors
-from service.api.catalogue import catalogue
+from service.api.catalogue import catalogue, preset_catalogue
 from service.api.metrics import Metrics
 from service.api.models import (
     AnalyzeRequest,
@@ -148,33 +147,10 @@ async def get_bundle(manifest: str, request: Request, describe: bool = False) ->
     return await bundles.serve(body, request)
 
 
-def _preset_arg(name: str, kind: str, default: object) -> dict[str, object]:
-    if default is presets.REQUIRED:
-        return {"name": name, "type": kind, "required": True}
-    return {"name": name, "type": kind, "required": False, "default": default}
-
-
 @router.get("/v1/presets", tags=["catalogue"])
 async def presets_catalogue() -> dict[str, Any]:
     """Every layer preset of bundles: its arguments, their types and defaults."""
-    return {
-        "presets": [
-            {
-                "name": p.name,
-                "summary": p.summary,
-                "args": [
-                    {
-                        "name": k,
-                        "type": kind,
-                        **({} if d is presets.REQUIRED else {"default": d}),
-                        "required": d is presets.REQUIRED,
-                    }
-                    for k, (kind, d) in p.args.items()
-                ],
-            }
-            for p in presets.PRESETS.values()
-        ]
-    }
+    return preset_catalogue()
 
 
 @router.post("/v1/analyze", responses=_ERRORS, tags=["analysis"])
