@@ -130,7 +130,8 @@ class PlanCache:
         query = request.query_params
         if "seed" not in query or "describe" in query:
             return None
-        return scheme, str(request.url.query), request.headers.get("accept", "")
+        raw: bytes = request.scope["query_string"]  # as sent; request.url parses the whole URL
+        return scheme, raw.decode("latin-1"), request.headers.get("accept", "")
 
     def get(self, key: tuple[str, str, str] | None) -> tuple[Plan, dict[str, str]] | None:
         if key is None or key not in self.entries:
