@@ -14,11 +14,27 @@ from bench.live import Server, peak_rss
 GIB = 1 << 30
 
 
-def generated(server: Server) -> int:
+def metric(server: Server, name: str) -> int:
     for line in httpx.get(f"{server.url}/metrics").text.splitlines():
-        if line.startswith("weightgen_generated_elements_total "):
+        if line.startswith(name + " "):
             return int(float(line.split()[1]))
-    raise AssertionError("no work counter")
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def generated(server: Server) -> int:
+    return metric(server, "weightgen_generated_elements_total")
+
+
+def wait_until(done: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    """Poll server state (not a latency bound: the deadline only keeps a hang from hanging)."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"still not {what} after {seconds} s"
+        time.sleep(0.05)
+
+
+def no_streams(server: Server) -> bool:
+    return metric(server, "weightgen_streams_in_flight") == 0
 
 
 def peak_rss_while(server: Server, request: Callable[[], int]) -> tuple[int, int]:
@@ -69,7 +85,7 @@ def test_a_client_that_disconnects_stops_the_generation(server: Server) -> None:
             got += len(chunk)
             if got >= 16 << 20:
                 break
-    time.sleep(1.0)
+    wait_until(lambda: no_streams(server), "done with the stream")  # its work is awaited
     after_close = generated(server)
     time.sleep(1.0)
     assert generated(server) == after_close, "generation went on after the client left"
@@ -90,9 +106,17 @@ def test_streams_beyond_capacity_get_503_with_retry_after(
         assert second.headers["content-type"] == "application/problem+json"
         assert second.headers["retry-after"] == "1"
         assert "WEIGHTGEN_MAX_STREAMS" in second.json()["detail"]
-    time.sleep(0.5)
+    wait_until(lambda: no_streams(server), "done with the first stream")
     with httpx.stream("GET", url, timeout=60) as third:
         assert third.status_code == 200
+
+
+def listening(server: Server) -> bool:
+    try:
+        httpx.get(f"{server.url}/healthz", timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
 
 
 def test_sigterm_lets_streams_in_flight_finish(start_server: Callable[..., Server]) -> None:
@@ -102,7 +126,7 @@ def test_sigterm_lets_streams_in_flight_finish(start_server: Callable[..., Serve
         chunks = r.iter_raw()
         received = len(next(chunks))
         server.proc.send_signal(signal.SIGTERM)
-        time.sleep(1.0)
+        wait_until(lambda: not listening(server), "closed to new connections")
         with pytest.raises(httpx.TransportError):  # no new connections while shutting down
             httpx.get(f"{server.url}/healthz", timeout=2)
         received += sum(len(c) for c in chunks)
