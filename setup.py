@@ -13,7 +13,9 @@ setup(
             ["service/engines/_fastcore.c"],
             # bit-identity with the reference: no contraction into FMA, no fast-math. The two
             # -fno-* flags change no result: sqrt still rounds correctly without errno, and
-            # without traps the selects of both AS241 branches may be if-converted (vectorized)
+            # without traps the selects of both AS241 branches may be if-converted (vectorized).
+            # -fno-wrapv undoes Python's -fwrapv (no signed arithmetic here overflows): with it
+            # the AVX-512 normal loop was 9% slower
             extra_compile_args=[
                 "-O3",
                 "-std=c11",
@@ -21,6 +23,7 @@ setup(
                 "-fno-fast-math",
                 "-fno-math-errno",
                 "-fno-trapping-math",
+                "-fno-wrapv",
             ],
             optional=True,
         )

@@ -10,6 +10,11 @@
  *   out   writable buffer of (stop - start) float32, or float64 when wide
  *   kind  0 normal, 1 truncated normal, 2 uniform
  * The GIL is released while it runs, so Python threads can run it on disjoint slices.
+ *
+ * Two builds of the same operations: `run` in portable C (target clones for AVX2 and plain
+ * x86-64; the loops vectorize), and `run512`, written with AVX-512 intrinsics, chosen at import
+ * where the CPU has AVX-512 F, VL, DQ and BW. WEIGHTGEN_KERNEL_PORTABLE=1 forces the first, so
+ * the tests can compare the two on one machine.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -92,13 +97,8 @@ static double tail_any(double pt) {
     return horner(E, 8, rf) / horner(F, 8, rf);
 }
 
-/* Φ⁻¹ over a chunk: the central branch for every element (vectorized), then the tail branch
- * for the ~15% outside |q| <= 0.425, gathered into compact arrays so that it vectorizes too;
- * the r > 5 sub-branch (p < e^-25: only 52-bit or truncated uniforms reach it) and subnormal
- * p are redone one by one. (Computing both branches for every element and selecting was
- * measured slower: 100 vs 157 M/s.) */
 /* the tail elements of a chunk (outside |q| <= 0.425): their index and min(p, 1 - p) */
-static int gather_scalar(const double *p, int n, double *tp, int *at) {
+static int gather(const double *p, int n, double *tp, int *at) {
     int k = 0;
     for (int i = 0; i < n; i++) {
         double q = p[i] - 0.5;
@@ -107,33 +107,12 @@ static int gather_scalar(const double *p, int n, double *tp, int *at) {
     return k;
 }
 
-/* the same with AVX-512 compress-stores: no branch per element (the scalar loop mispredicts on
- * the random 15%); the same values, since 1 - p and the compare are exact */
-__attribute__((target("avx512f,avx512vl")))
-static int gather_avx512(const double *p, int n, double *tp, int *at) {
-    const __m512d half = _mm512_set1_pd(0.5), edge = _mm512_set1_pd(0.425), one = _mm512_set1_pd(1.0);
-    __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i eight = _mm256_set1_epi32(8);
-    int k = 0, i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m512d pv = _mm512_loadu_pd(p + i);
-        __m512d q = _mm512_sub_pd(pv, half);
-        __mmask8 tail = _mm512_cmp_pd_mask(_mm512_abs_pd(q), edge, _CMP_NLE_UQ);
-        __mmask8 low = _mm512_cmp_pd_mask(q, _mm512_setzero_pd(), _CMP_LT_OQ);
-        __m512d pt = _mm512_mask_blend_pd(low, _mm512_sub_pd(one, pv), pv);
-        _mm512_mask_compressstoreu_pd(tp + k, tail, pt);
-        _mm256_mask_compressstoreu_epi32(at + k, tail, index);
-        k += __builtin_popcount((unsigned)tail);
-        index = _mm256_add_epi32(index, eight);
-    }
-    int rest = gather_scalar(p + i, n - i, tp + k, at + k);
-    for (int j = 0; j < rest; j++) at[k + j] += i;
-    return k + rest;
-}
-
-static int use_avx512 = 0; /* set at import: the CPU has AVX-512 F and VL */
-
-static inline __attribute__((always_inline)) void ppf(const double *p, double *z, int n) {
+/* Φ⁻¹ over a chunk: the central branch for every element (vectorized), then the tail branch
+ * for the ~15% outside |q| <= 0.425, gathered into compact arrays so that it vectorizes too;
+ * the r > 5 sub-branch (p < e^-25: only 52-bit or truncated uniforms reach it) and subnormal
+ * p are redone one by one. (Computing both branches for every element and selecting was
+ * measured slower: 100 vs 157 M/s.) */
+static inline __attribute__((always_inline)) void ppf(double *p, double *z, int n) {
     double tp[CHUNK], tr[CHUNK], tx[CHUNK];
     int at[CHUNK];
     for (int i = 0; i < n; i++) {
@@ -141,7 +120,7 @@ static inline __attribute__((always_inline)) void ppf(const double *p, double *z
         double r = 0.180625 - q * q;
         z[i] = q * horner(A, 8, r) / horner(B, 8, r);
     }
-    int k = use_avx512 ? gather_avx512(p, n, tp, at) : gather_scalar(p, n, tp, at);
+    int k = gather(p, n, tp, at);
     for (int i = 0; i < k; i++) tr[i] = sqrt(-own_log(tp[i]));
     for (int i = 0; i < k; i++) {
         double rn = tr[i] - 1.6;
@@ -190,49 +169,244 @@ typedef struct {
     double loc, sigma, low, width, t_lo, t_hi, t_low_cdf, t_mass, t_sign;
 } Job;
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+/* the uniforms of n values from their words: one word each, or two (52 bits) when wide */
+static inline __attribute__((always_inline)) void uniforms(const uint32_t *w, double *u, int n, int wide) {
+    if (wide) {
+        for (int i = 0; i < n; i++) {
+            uint64_t m = ((uint64_t)w[2 * i] << 20) | ((uint64_t)w[2 * i + 1] >> 12);
+            u[i] = ((double)m + 0.5) * TWO_M52;
+        }
+    } else {
+        for (int i = 0; i < n; i++) u[i] = ((double)w[i] + 0.5) * TWO_M32;
+    }
+}
+
+/* truncated normal: u -> p inside [Φ(α), Φ(β)), below 1 */
+static inline __attribute__((always_inline)) void truncate_uniforms(const Job *j, double *u, int n) {
+    for (int i = 0; i < n; i++) {
+        double p = u[i] * j->t_mass + j->t_low_cdf;
+        u[i] = p < P_MAX ? p : P_MAX;
+    }
+}
+
+/* after Φ⁻¹: clamp and sign (truncated), scale and shift, store float32 or float64 */
+static inline __attribute__((always_inline)) void finish(const Job *j, double *z, void *out, int n) {
+    if (j->kind == 1) {
+        for (int i = 0; i < n; i++) {
+            double v = z[i] < j->t_lo ? j->t_lo : (z[i] > j->t_hi ? j->t_hi : z[i]);
+            z[i] = j->t_sign < 0.0 ? -v : v;
+        }
+    }
+    for (int i = 0; i < n; i++) z[i] = z[i] * j->sigma + j->loc;
+    if (j->wide) {
+        double *o = (double *)out;
+        for (int i = 0; i < n; i++) o[i] = z[i];
+    } else {
+        float *o = (float *)out;
+        for (int i = 0; i < n; i++) o[i] = (float)z[i];
+    }
+}
+
+static inline __attribute__((always_inline)) void store_uniform(const Job *j, const double *u, void *out, int n) {
+    if (j->wide) {
+        double *o = (double *)out;
+        for (int i = 0; i < n; i++) o[i] = u[i] * j->width + j->low;
+    } else {
+        float *o = (float *)out;
+        for (int i = 0; i < n; i++) o[i] = (float)(u[i] * j->width + j->low);
+    }
+}
+
+/* one chunk from its words: uniforms, then a uniform law's values or Φ⁻¹ (`inverse`) and the rest */
+static inline __attribute__((always_inline)) void from_words(const Job *j, const uint32_t *w, double *u, double *z,
+                                                             void *out, int n, void (*inverse)(double *, double *, int)) {
+    uniforms(w, u, n, j->wide);
+    if (j->kind == 2) {
+        store_uniform(j, u, out, n);
+        return;
+    }
+    if (j->kind == 1) truncate_uniforms(j, u, n);
+    inverse(u, z, n);
+    finish(j, z, out, n);
+}
+
+__attribute__((target_clones("avx2", "default")))
 static void run(const Job *j, void *out, int64_t start, int64_t stop) {
     uint32_t w[2 * CHUNK];
     double u[CHUNK], z[CHUNK];
+    size_t size = j->wide ? 8 : 4;
     for (int64_t lo = start; lo < stop; lo += CHUNK) {
         int n = (int)((stop - lo) < CHUNK ? (stop - lo) : CHUNK);
-        if (j->wide) {
-            words(w, 2 * (uint64_t)lo, 2 * n, j->seed, j->stream);
-            for (int i = 0; i < n; i++) {
-                uint64_t m = ((uint64_t)w[2 * i] << 20) | ((uint64_t)w[2 * i + 1] >> 12);
-                u[i] = ((double)m + 0.5) * TWO_M52;
-            }
-        } else {
-            words(w, (uint64_t)lo, n, j->seed, j->stream);
-            for (int i = 0; i < n; i++) u[i] = ((double)w[i] + 0.5) * TWO_M32;
-        }
-        if (j->kind == 2) {
-            for (int i = 0; i < n; i++) z[i] = u[i] * j->width + j->low;
-        } else {
-            if (j->kind == 1) {
-                for (int i = 0; i < n; i++) {
-                    double p = u[i] * j->t_mass + j->t_low_cdf;
-                    u[i] = p < P_MAX ? p : P_MAX;
-                }
-            }
-            ppf(u, z, n);
-            if (j->kind == 1) {
-                for (int i = 0; i < n; i++) {
-                    double v = z[i] < j->t_lo ? j->t_lo : (z[i] > j->t_hi ? j->t_hi : z[i]);
-                    z[i] = j->t_sign < 0.0 ? -v : v;
-                }
-            }
-            for (int i = 0; i < n; i++) z[i] = z[i] * j->sigma + j->loc;
-        }
-        if (j->wide) {
-            double *o = (double *)out + (lo - start);
-            for (int i = 0; i < n; i++) o[i] = z[i];
-        } else {
-            float *o = (float *)out + (lo - start);
-            for (int i = 0; i < n; i++) o[i] = (float)z[i];
-        }
+        char *o = (char *)out + (size_t)(lo - start) * size;
+        words(w, (uint64_t)lo * (j->wide ? 2 : 1), j->wide ? 2 * n : n, j->seed, j->stream);
+        from_words(j, w, u, z, o, n, ppf);
     }
 }
+
+/* ---- AVX-512: the same operations, eight lanes at a time ------------------------------------ */
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw")))
+
+/* Philox4x32-10 with one block per 128-bit lane, (c0 c1 c2 c3) in order, so that the words come
+ * out interleaved as they are stored. A round: vpmuludq multiplies lanes 0 and 2 of each block
+ * by M0 and M1, giving (lo0 hi0 lo1 hi1); reversed, (hi1 lo1 hi0 lo0); xor-ing (c1 0 c3 0) and
+ * (k0 0 k1 0) gives the next state (hi1^c1^k0, lo1, hi0^c3^k1, lo0). nb is a multiple of 16:
+ * four registers, four independent chains. */
+AVX512 static void blocks512(uint32_t *out, uint64_t b0, int nb, uint64_t seed, uint64_t stream) {
+    const __m512i mul = _mm512_set_epi32(0, (int)M1, 0, (int)M0, 0, (int)M1, 0, (int)M0,
+                                         0, (int)M1, 0, (int)M0, 0, (int)M1, 0, (int)M0);
+    const __m512i step = _mm512_set_epi64(0, 3, 0, 2, 0, 1, 0, 0);
+    const __m512i st = _mm512_set1_epi64((long long)stream);
+    __m512i key[10];
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        int a = (int)(k0 + (uint32_t)r * W0), b = (int)(k1 + (uint32_t)r * W1);
+        key[r] = _mm512_set_epi32(0, b, 0, a, 0, b, 0, a, 0, b, 0, a, 0, b, 0, a);
+    }
+    for (int i = 0; i < nb; i += 16) {
+        __m512i x[4];
+        for (int u = 0; u < 4; u++) { /* counters (b, stream) as 64-bit halves */
+            __m512i c = _mm512_add_epi64(_mm512_set1_epi64((long long)(b0 + (uint64_t)(i + 4 * u))), step);
+            x[u] = _mm512_mask_blend_epi64(0xAA, c, st);
+        }
+        for (int r = 0; r < 10; r++) {
+            for (int u = 0; u < 4; u++) {
+                __m512i p = _mm512_shuffle_epi32(_mm512_mul_epu32(x[u], mul), _MM_PERM_ABCD);
+                x[u] = _mm512_ternarylogic_epi32(p, _mm512_srli_epi64(x[u], 32), key[r], 0x96);
+            }
+        }
+        for (int u = 0; u < 4; u++) _mm512_storeu_si512(out + 4 * (i + 4 * u), x[u]);
+    }
+}
+
+/* words from the block-aligned start: out[w0 % 4 + i] is word w0 + i, for i < n (n <= 2 CHUNK);
+ * out must hold 2 CHUNK + 64 words */
+AVX512 static const uint32_t *words512(uint32_t *out, uint64_t w0, int n, uint64_t seed, uint64_t stream) {
+    uint64_t b0 = w0 / 4;
+    int off = (int)(w0 - 4 * b0);
+    blocks512(out, b0, ((off + n + 3) / 4 + 15) & ~15, seed, stream);
+    return out + off;
+}
+
+AVX512 static inline __m512d horner512(const double *c, int n, __m512d x) {
+    __m512d acc = _mm512_set1_pd(c[n - 1]);
+    for (int i = n - 2; i >= 0; i--) acc = _mm512_add_pd(_mm512_mul_pd(acc, x), _mm512_set1_pd(c[i]));
+    return acc;
+}
+
+/* Φ⁻¹ in three passes over a chunk. Pass 1 (`central8`, eight values): the central branch for
+ * all, and min(p, 1 - p) of the tail elements compressed into tp (in a register, then one plain
+ * store: compress-to-memory is slow on some cores); the group's tail and sign masks are kept.
+ * Pass 2 (`tail512`): the tail branch over tp, packed. Pass 3 (`expand8`): the tail values
+ * expanded back into their lanes, negated where q < 0. */
+typedef struct {
+    double tp[CHUNK + 8], tr[CHUNK + 8], tx[CHUNK + 8];
+    __mmask8 tails[CHUNK / 8], lows[CHUNK / 8];
+} Tail; /* the count of tp/tx in use stays in a local: the masks are chars, they alias anything */
+
+AVX512 static inline __attribute__((always_inline)) __m512d central8(__m512d p, Tail *t, int g, int *k) {
+    const __m512d half = _mm512_set1_pd(0.5);
+    __m512d q = _mm512_sub_pd(p, half);
+    __m512d r = _mm512_sub_pd(_mm512_set1_pd(0.180625), _mm512_mul_pd(q, q));
+    __m512d z = _mm512_div_pd(_mm512_mul_pd(q, horner512(A, 8, r)), horner512(B, 8, r));
+    __mmask8 tail = _mm512_cmp_pd_mask(_mm512_abs_pd(q), _mm512_set1_pd(0.425), _CMP_NLE_UQ);
+    __mmask8 low = _mm512_cmp_pd_mask(q, _mm512_setzero_pd(), _CMP_LT_OQ);
+    __m512d pt = _mm512_mask_blend_pd(low, _mm512_sub_pd(_mm512_set1_pd(1.0), p), p);
+    _mm512_storeu_pd(t->tp + *k, _mm512_maskz_compress_pd(tail, pt));
+    t->tails[g] = tail;
+    t->lows[g] = low;
+    *k += __builtin_popcount((unsigned)tail);
+    return z;
+}
+
+AVX512 static void tail512(Tail *t, int k) {
+    for (int i = 0; i < k; i++) t->tr[i] = sqrt(-own_log(t->tp[i]));
+    for (int i = 0; i < k; i++) {
+        double rn = t->tr[i] - 1.6;
+        t->tx[i] = horner(C, 8, rn) / horner(D, 8, rn);
+    }
+    const __m512d five = _mm512_set1_pd(5.0), tiny = _mm512_set1_pd(0x1p-1022);
+    for (int i = 0; i < k; i += 8) { /* r > 5 or a subnormal p: rare, redone one by one */
+        __mmask8 live = (__mmask8)(k - i >= 8 ? 0xFF : (1u << (k - i)) - 1);
+        __mmask8 odd = _mm512_mask_cmp_pd_mask(live, _mm512_loadu_pd(t->tr + i), five, _CMP_NLE_UQ) |
+                       _mm512_mask_cmp_pd_mask(live, _mm512_loadu_pd(t->tp + i), tiny, _CMP_LT_OQ);
+        for (int b = 0; odd; b++, odd >>= 1)
+            if (odd & 1) t->tx[i + b] = tail_any(t->tp[i + b]);
+    }
+}
+
+AVX512 static inline __attribute__((always_inline)) __m512d expand8(__m512d z, const Tail *t, int g, int *k) {
+    __mmask8 tail = t->tails[g];
+    if (!tail) return z;
+    __m512d x = _mm512_maskz_expand_pd(tail, _mm512_loadu_pd(t->tx + *k));
+    *k += __builtin_popcount((unsigned)tail);
+    x = _mm512_mask_xor_pd(x, t->lows[g], x, _mm512_set1_pd(-0.0));
+    return _mm512_mask_blend_pd(tail, z, x);
+}
+
+/* float32 normal or truncated normal, n <= CHUNK values from word w0, fused: words, uniforms
+ * and pass 1 in one loop, pass 2, then pass 3 with truncation, scale, shift and the cast */
+AVX512 static void normal32(const Job *j, float *out, uint64_t w0, int n) {
+    uint32_t wbuf[2 * CHUNK + 64];
+    double z[CHUNK];
+    Tail t;
+    int k = 0;
+    const uint32_t *w = words512(wbuf, w0, n, j->seed, j->stream);
+    const __m512d half = _mm512_set1_pd(0.5), two_m32 = _mm512_set1_pd(TWO_M32);
+    const __m512d mass = _mm512_set1_pd(j->t_mass), low_cdf = _mm512_set1_pd(j->t_low_cdf);
+    const int trunc = j->kind == 1;
+    for (int i = 0; i < n; i += 8) {
+        __mmask8 live = (__mmask8)(n - i >= 8 ? 0xFF : (1u << (n - i)) - 1);
+        __m512d u = _mm512_cvtepu32_pd(_mm256_maskz_loadu_epi32(live, w + i));
+        __m512d p = _mm512_mul_pd(_mm512_add_pd(u, half), two_m32);
+        if (trunc) p = _mm512_min_pd(_mm512_add_pd(_mm512_mul_pd(p, mass), low_cdf), _mm512_set1_pd(P_MAX));
+        p = _mm512_mask_blend_pd(live, half, p); /* past n: a central value, never stored */
+        _mm512_storeu_pd(z + i, central8(p, &t, i / 8, &k));
+    }
+    tail512(&t, k);
+    k = 0;
+    const __m512d sigma = _mm512_set1_pd(j->sigma), loc = _mm512_set1_pd(j->loc);
+    const __m512d t_lo = _mm512_set1_pd(j->t_lo), t_hi = _mm512_set1_pd(j->t_hi);
+    const int flip = j->t_sign < 0.0;
+    for (int i = 0; i < n; i += 8) {
+        __m512d v = expand8(_mm512_loadu_pd(z + i), &t, i / 8, &k);
+        if (trunc) { /* z < lo ? lo : (z > hi ? hi : z), signed zeros included */
+            v = _mm512_max_pd(t_lo, _mm512_min_pd(t_hi, v));
+            if (flip) v = _mm512_xor_pd(v, _mm512_set1_pd(-0.0));
+        }
+        __m256 f = _mm512_cvtpd_ps(_mm512_add_pd(_mm512_mul_pd(v, sigma), loc));
+        __mmask8 live = (__mmask8)(n - i >= 8 ? 0xFF : (1u << (n - i)) - 1);
+        _mm256_mask_storeu_ps(out + i, live, f);
+    }
+}
+
+/* Φ⁻¹ of n uniforms (any n <= CHUNK; the last group padded with central values) */
+AVX512 static void ppf512(double *p, double *z, int n) {
+    Tail t;
+    int k = 0;
+    for (int i = n; i < ((n + 7) & ~7); i++) p[i] = 0.5;
+    for (int i = 0; i < n; i += 8) _mm512_storeu_pd(z + i, central8(_mm512_loadu_pd(p + i), &t, i / 8, &k));
+    tail512(&t, k);
+    k = 0;
+    for (int i = 0; i < n; i += 8) _mm512_storeu_pd(z + i, expand8(_mm512_loadu_pd(z + i), &t, i / 8, &k));
+}
+
+AVX512 static void run512(const Job *j, void *out, int64_t start, int64_t stop) {
+    uint32_t wbuf[2 * CHUNK + 64];
+    double u[CHUNK + 8], z[CHUNK + 8];
+    size_t size = j->wide ? 8 : 4;
+    for (int64_t lo = start; lo < stop; lo += CHUNK) {
+        int n = (int)((stop - lo) < CHUNK ? (stop - lo) : CHUNK);
+        char *o = (char *)out + (size_t)(lo - start) * size;
+        if (!j->wide && j->kind != 2) {
+            normal32(j, (float *)o, (uint64_t)lo, n);
+            continue;
+        }
+        const uint32_t *w = words512(wbuf, (uint64_t)lo * (j->wide ? 2 : 1), j->wide ? 2 * n : n, j->seed, j->stream);
+        from_words(j, w, u, z, o, n, ppf512);
+    }
+}
+
+static int use_avx512 = 0; /* set at import: the CPU has AVX-512 F, VL, DQ and BW */
 
 static PyObject *generate(PyObject *self, PyObject *args) {
     Py_buffer buf;
@@ -253,7 +427,8 @@ static PyObject *generate(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    run(&j, buf.buf, start, stop);
+    if (use_avx512) run512(&j, buf.buf, start, stop);
+    else run(&j, buf.buf, start, stop);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buf);
     Py_RETURN_NONE;
@@ -268,7 +443,13 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastcore", NULL, -1
 
 PyMODINIT_FUNC PyInit__fastcore(void) {
     __builtin_cpu_init();
-    use_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    use_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
     if (getenv("WEIGHTGEN_KERNEL_PORTABLE") != NULL) use_avx512 = 0; /* tests check both paths */
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddStringConstant(m, "isa", use_avx512 ? "avx512" : "portable") < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

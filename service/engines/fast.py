@@ -29,6 +29,11 @@ def available() -> bool:
     return CORE is not None
 
 
+def isa() -> str | None:
+    """Which build of the kernel runs: "avx512" (intrinsics) or "portable" (C), None if none."""
+    return None if CORE is None else str(CORE.isa)
+
+
 def supports(s: Sampling) -> bool:
     return CORE is not None and s.scheme.law.kind in KINDS
 
@@ -39,7 +44,7 @@ class FastKernel:
     def __init__(self, threads: int) -> None:
         self.threads = max(1, threads)
         self.pool = (
-            ThreadPoolExecutor(self.threads, "weightgen-kernel") if self.threads > 1 else None
+            ThreadPoolExecutor(self.threads - 1, "weightgen-kernel") if self.threads > 1 else None
         )
 
     def fill(self, out: Any, s: Sampling, start: int, stop: int) -> None:
@@ -78,7 +83,8 @@ class FastKernel:
             chunk = view[(lo - start) * size : (hi - start) * size]
             core.generate(chunk, args[0], lo, hi, *args[1:])
 
-        if parts == 1:
-            part(0)
-        elif self.pool is not None:
-            list(self.pool.map(part, range(parts)))
+        # the calling thread takes the first part itself: one hand-off fewer, and it is awake
+        others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
+        part(0)
+        for f in others:
+            f.result()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import ml_dtypes
 import numpy as np
@@ -392,34 +393,49 @@ def test_the_fused_kernel_gives_the_reference_bytes(
     assert bytes(part) == reference[17 * size : (s.numel - 3) * size]
 
 
-def test_the_portable_gather_gives_the_same_bytes() -> None:
-    """The kernel gathers AS241's tail with AVX-512 where the CPU has it; the scalar path
-    (forced by WEIGHTGEN_KERNEL_PORTABLE) must give the very same bytes."""
+KERNEL_CASES = [
+    *LAWS,
+    ("truncated_normal", (1000,), "torch", Params(a=-40.0, b=-37.5)),  # Φ⁻¹'s r > 5 branch
+]
+
+
+def kernel_digests() -> list[str]:
+    """SHA-256 of every law of KERNEL_CASES in float32, float64 and bfloat16, from the fused
+    kernel, over [3, n - 5) (the start not on a Philox block, the end not on a vector)."""
+    out = []
+    engine = NumpyEngine(threads=1)
+    for scheme, shape, convention, params in KERNEL_CASES:
+        for dtype in ("float32", "float64", "bfloat16"):
+            s = sampling(scheme, shape, convention, params, 99, "w", dtype)
+            out.append(hashlib.sha256(engine.generate(s, 3, s.numel - 5)).hexdigest())
+    return out
+
+
+def test_the_portable_kernel_gives_the_same_bytes() -> None:
+    """Where the CPU has AVX-512 the kernel runs its intrinsics build; the portable C build
+    (forced by WEIGHTGEN_KERNEL_PORTABLE) must give the very same bytes, and both the
+    reference's."""
+    import json
     import subprocess
     import sys
 
-    code = "\n".join(
-        [
-            "import hashlib",
-            "from service import schemes",
-            "from service.dtypes import DTYPES",
-            "from service.engines.base import Sampling",
-            "from service.engines.numpy_engine import NumpyEngine",
-            "p = schemes.resolve('truncated_normal', (1000, 1000), 'torch',",
-            "                    schemes.Params(a=-1.5, b=3.0))",
-            "s = Sampling(p, 99, 'w', DTYPES['float64'])",
-            "print(hashlib.sha256(NumpyEngine().generate(s, 3, s.numel)).hexdigest())",
-        ]
+    code = (
+        "import json, tests.unit.test_engines as t; from service.engines import fast; "
+        "print(json.dumps([fast.isa(), t.kernel_digests()]))"
     )
     env = {**os.environ, "WEIGHTGEN_KERNEL_PORTABLE": "1"}
+    root = Path(__file__).resolve().parents[2]
     portable = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
     )
-    s = sampling(
-        "truncated_normal", (1000, 1000), "torch", Params(a=-1.5, b=3.0), 99, "w", "float64"
-    )
-    assert portable.stdout.strip() == hashlib.sha256(NUMPY.generate(s, 3, s.numel)).hexdigest()
-    assert (
-        portable.stdout.strip()
-        == hashlib.sha256(NumpyEngine(fast=False).generate(s, 3, s.numel)).hexdigest()
-    )
+    isa, digests = json.loads(portable.stdout)
+    assert isa == "portable"
+    here = kernel_digests()
+    assert digests == here
+    reference = NumpyEngine(fast=False)
+    expected = []
+    for scheme, shape, convention, params in KERNEL_CASES:
+        for dtype in ("float32", "float64", "bfloat16"):
+            s = sampling(scheme, shape, convention, params, 99, "w", dtype)
+            expected.append(hashlib.sha256(reference.generate(s, 3, s.numel - 5)).hexdigest())
+    assert here == expected
