@@ -1,13 +1,15 @@
 """End-to-end HTTP throughput against two baselines, interleaved in one run (DESIGN §6).
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.http [--repeats 3] [--small-seconds 10]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.http [--repeats 5] [--small-seconds 10]
 
 Starts on loopback, one uvicorn worker each: weightgen (`python -m service`), a baseline
 FastAPI app streaming `torch.Tensor.normal_` chunks, and a bare FastAPI app answering 16 KiB.
 Large: GET 256 MiB and 1 GiB of float32 normals from weightgen (he_normal, raw) and from the
-baseline, read by an httpx client, medians of interleaved runs. Small: 64x64 float32 by GET
-under `wrk` (16 connections, 2 threads) against the bare app's 16 KiB. Memory: weightgen's peak
-RSS above idle while a 4 GiB tensor streams. Prints markdown for docs/benchmarks.md.
+baseline, each read by two clients: `curl` (C, little CPU: the servers set the pace) and an
+httpx client (Python: on two cores it needs about one of them, and sets the pace for both);
+medians of interleaved runs. Small: 64x64 float32 by GET under `wrk` (16 connections, 2
+threads) against the bare app's 16 KiB. Memory: weightgen's peak RSS above idle while a 4 GiB
+tensor streams. Prints markdown for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -88,6 +90,17 @@ def process(
         proc.wait(timeout=20)
 
 
+def curl(url: str) -> float:
+    """Seconds curl takes to GET `url` into /dev/null (its own clock, not the process's)."""
+    out = subprocess.run(
+        ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(out)
+
+
 def wrk(url: str, seconds: int) -> float:
     out = subprocess.run(
         ["wrk", "-t2", "-c16", f"-d{seconds}s", url], capture_output=True, text=True, check=True
@@ -100,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--small-seconds", type=int, default=10)
     args = parser.parse_args()
     uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log"]
@@ -116,20 +129,24 @@ def main() -> None:
                 f"machine: {platform.machine()}, {os.cpu_count()} cpus; {args.repeats} interleaved runs, medians"
             )
             print(
-                "\n| large GET (float32 normals) | weightgen MB/s | baseline MB/s | ratio |\n|---|---:|---:|---:|"
+                "\n| large GET (float32 normals) | client | weightgen MB/s | baseline MB/s | ratio |\n|---|---|---:|---:|---:|"
             )
+            clients = {"curl": curl, "httpx": drain}
             for mib in (256, 1024):
                 n = mib * (1 << 20) // 4
                 side = 4096
                 ours = f"http://127.0.0.1:{wg}/v1/tensors/he_normal?shape={n // side},{side}&seed=1&format=raw"
                 theirs = f"http://127.0.0.1:{base}/normal?n={n}"
-                a, b = [], []
+                times: dict[tuple[str, str], list[float]] = {}
                 for _ in range(args.repeats):
-                    a.append(drain(ours))
-                    b.append(drain(theirs))
+                    for name, read in clients.items():
+                        for side_name, url in (("ours", ours), ("theirs", theirs)):
+                            times.setdefault((name, side_name), []).append(read(url))
                 mb = mib * (1 << 20) / 1e6
-                ra, rb = mb / statistics.median(a), mb / statistics.median(b)
-                print(f"| {mib} MiB | {ra:.0f} | {rb:.0f} | {ra / rb:.2f} |")
+                for name in clients:
+                    ra = mb / statistics.median(times[name, "ours"])
+                    rb = mb / statistics.median(times[name, "theirs"])
+                    print(f"| {mib} MiB | {name} | {ra:.0f} | {rb:.0f} | {ra / rb:.2f} |")
             if shutil.which("wrk"):
                 small = f"http://127.0.0.1:{wg}/v1/tensors/he_normal?shape=64,64&seed=1&format=raw"
                 bare = f"http://127.0.0.1:{base}/small"

@@ -12,7 +12,7 @@ from service.api.metrics import Metrics
 from service.api.middleware import ApiKeys, BodyLimit, RequestIds, cors_headers
 from service.api.routes import STATIC, router
 from service.api.stream import Capacity
-from service.api.tensors import HEADER_NAMES, PlanCache
+from service.api.tensors import HEADER_NAMES, CachedUrls, PlanCache
 from service.config import Settings
 from service.engines import Engines
 from service.plan import Limits
@@ -35,7 +35,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    # outermost last: request ids wrap everything, so 401s and 413s carry one too
+    app.state.tensor_route = next(
+        r for r in router.routes if getattr(r, "path", "") == "/v1/tensors/{scheme}"
+    )
+    # outermost last: request ids wrap everything, so 401s and 413s carry one too; the
+    # fast lane of planned tensor URLs first, innermost
+    app.add_middleware(CachedUrls)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKeys, keys=settings.api_keys)
     if settings.cors_origins:  # outside the key and body checks, so their problems carry CORS

@@ -23,7 +23,6 @@ from service.api.models import (
     DescribeResponse,
     TensorRequest,
 )
-from service.api.respond import respond
 from service.engines import Engines
 from service.formats import WRITERS
 
@@ -89,11 +88,9 @@ _GET_RESPONSES = {
 async def get_tensor(scheme: str, request: Request) -> Response:
     """The same tensor as a cacheable URL: every request field is a query parameter
     (lists comma-separated: `shape=256,128`); `describe=true` answers the JSON plan instead."""
+    # a URL already planned never gets here: tensors.CachedUrls answers it
     plans: tensors.PlanCache = request.app.state.plans
     key = plans.key(scheme, request)
-    hit = plans.get(key)
-    if hit is not None:
-        return await respond(hit[0], dict(hit[1]), request)
     body, describe = tensors.request_from_query(scheme, request)
     if describe:
         out = DescribeResponse.of(tensors.make_plan(body, request))

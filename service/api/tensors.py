@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import __version__
 from service.api import http
@@ -144,6 +145,38 @@ class PlanCache:
             self.entries[key] = (p, headers)
             if len(self.entries) > self.size:
                 self.entries.popitem(last=False)
+
+
+class CachedUrls:
+    """The fast lane of GET and HEAD /v1/tensors/{scheme}: a URL whose plan is in the
+    PlanCache is answered from it here, without routing, dependency injection or validation
+    (the route would do the same: `respond` on the cached plan). The innermost middleware: the
+    request id, key, body and CORS layers still wrap it. A miss goes on to the route, which
+    plans the URL and caches it."""
+
+    PREFIX = "/v1/tensors/"
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            scheme = path[len(self.PREFIX) :] if path.startswith(self.PREFIX) else ""
+            if scheme and "/" not in scheme:
+                request = Request(scope, receive)
+                plans: PlanCache = request.app.state.plans
+                hit = plans.get(plans.key(scheme, request))
+                if hit is not None:
+                    scope["route"] = request.app.state.tensor_route  # the metrics' label
+                    scope["path_params"] = {"scheme": scheme}
+                    response = await respond(hit[0], dict(hit[1]), request)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 async def serve(

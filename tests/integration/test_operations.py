@@ -43,6 +43,17 @@ def test_keys_guard_v1_and_leave_operations_open(keyed: TestClient) -> None:
         assert keyed.get(path).status_code == 200
 
 
+def test_keys_guard_planned_urls_too(keyed: TestClient) -> None:
+    """A URL whose plan is cached is answered before routing (tensors.CachedUrls), but inside
+    the key check: without a key it is still a 401."""
+    url = "/v1/tensors/he_normal?shape=4,4&seed=1"
+    assert keyed.get(url, headers={"Authorization": "Bearer k-one"}).status_code == 200
+    assert len(keyed.app.state.plans.entries) == 1  # type: ignore[attr-defined]
+    assert keyed.get(url).status_code == 401
+    assert keyed.head(url).status_code == 401
+    assert keyed.get(url, headers={"Authorization": "Bearer k-two"}).status_code == 200
+
+
 def test_cors_only_for_configured_origins() -> None:
     app = create_app(Settings(cors_origins=["https://app.example"]))
     with TestClient(app) as c:

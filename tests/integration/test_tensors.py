@@ -11,11 +11,13 @@ import pytest
 import safetensors.numpy
 import safetensors.torch
 import torch
+from fastapi import Request
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.api import create_app
+from service.api.models import TensorRequest
 from service.config import Settings
 from service.dtypes import DTYPES
 from service.engines.numpy_engine import NUMPY_DTYPES
@@ -335,3 +337,52 @@ def test_repeated_urls_reuse_their_plan_and_answer_the_same(client: TestClient) 
     part = client.get(url, headers={"Range": "bytes=0-9"})  # headers of a hit are not shared
     assert part.status_code == 206
     assert "content-range" not in client.get(url).headers
+
+
+def test_planned_urls_take_the_fast_lane_with_the_same_answers(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached URL is answered by tensors.CachedUrls, before routing: the route (which parses
+    the query) runs once per URL, and every answer is the one the route gave."""
+    from service.api import tensors
+
+    parsed: list[str] = []
+    parse = tensors.request_from_query
+
+    def counted(scheme: str, request: Request) -> tuple[TensorRequest, bool]:
+        parsed.append(scheme)
+        return parse(scheme, request)
+
+    monkeypatch.setattr(tensors, "request_from_query", counted)
+    url = "/v1/tensors/he_normal?shape=40,30&seed=5&format=npy"
+    first = client.get(url, headers={"X-Request-ID": "first"})
+    again = client.get(url, headers={"X-Request-ID": "again"})
+    assert parsed == ["he_normal"]
+    assert again.content == first.content
+    skip = {"date", "x-request-id"}
+    assert {k: v for k, v in again.headers.items() if k not in skip} == {
+        k: v for k, v in first.headers.items() if k not in skip
+    }
+    assert again.headers["x-request-id"] == "again"
+    head = client.head(url)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == first.headers["content-length"]
+    etag = first.headers["etag"]
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    part = client.get(url, headers={"Range": "bytes=100-199"})
+    assert (part.status_code, part.content) == (206, first.content[100:200])
+    big = client.get(BIG)  # streamed, not inline, also from the lane the second time
+    assert client.get(BIG).content == big.content
+    assert parsed == ["he_normal", "he_normal"]
+    assert client.get(url + "&dtype=float64").status_code == 200  # another URL: the route
+    assert len(parsed) == 3
+    text = client.get("/metrics").text
+    for method, status, count in (
+        ("GET", 200, 5),
+        ("HEAD", 200, 1),
+        ("GET", 206, 1),
+        ("GET", 304, 1),
+    ):
+        labels = f'method="{method}",route="/v1/tensors/{{scheme}}",status="{status}"'
+        assert f"weightgen_requests_total{{{labels}}} {count}.0" in text
