@@ -1,6 +1,7 @@
 """Values per second of each engine × distribution × dtype, against torch and numpy's own RNGs.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.engines [--elements N] [--repeats R]
+    WEIGHTGEN_KERNEL_PORTABLE=1 ...   the portable C build of the kernel instead of AVX-512
 
 Every configuration runs R times, interleaved round-robin so a noisy neighbour hits all of them
 alike; the table shows the median rate and its ratio to `torch.Tensor.normal_` (float32) on
@@ -20,7 +21,9 @@ import numpy as np
 import torch
 
 from service import schemes
+from service.config import Settings
 from service.dtypes import DTYPES
+from service.engines import fast
 from service.engines.base import Sampling
 from service.engines.numpy_engine import NumpyEngine
 from service.engines.torch_engine import TorchEngine
@@ -64,8 +67,11 @@ def cases(n: int, dtypes: list[str], threads: int) -> dict[str, Callable[[], obj
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--elements", type=int, default=1 << 22)
-    parser.add_argument("--repeats", type=int, default=5)
+    # the service's block: what one engine call generates in a stream. Much larger arrays are
+    # mmap'd afresh by every call, and two threads faulting them in contend (float64 at 2^22
+    # elements, 32 MiB: 97 M/s on two threads against 427 on one)
+    parser.add_argument("--elements", type=int, default=Settings().block_elements)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2, help="for the fused kernel")
     parser.add_argument("--dtypes", default="float32,float64,bfloat16")
     args = parser.parse_args()
@@ -83,7 +89,7 @@ def main() -> None:
     base = rate["baseline torch.Tensor.normal_ float32"]
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
-        f"torch {torch.__version__}, numpy {np.__version__}; torch 1 thread; "
+        f"torch {torch.__version__}, numpy {np.__version__}; torch 1 thread; kernel {fast.isa()}; "
         f"{args.elements} elements x {args.repeats} interleaved runs, median"
     )
     print("\n| configuration | M values/s | × torch normal_ |\n|---|---:|---:|")

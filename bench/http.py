@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.live import drain, free_port, peak_rss
+from bench.live import curl, drain, free_port, peak_rss
 
 BASELINES = """
 import torch
@@ -88,17 +88,6 @@ def process(
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-
-
-def curl(url: str) -> float:
-    """Seconds curl takes to GET `url` into /dev/null (its own clock, not the process's)."""
-    out = subprocess.run(
-        ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total}", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return float(out)
 
 
 def wrk(url: str, seconds: int) -> float:

@@ -67,6 +67,18 @@ def drain(url: str, timeout: float = 600) -> float:
     return time.perf_counter() - began
 
 
+def curl(url: str) -> float:
+    """Seconds curl takes to GET `url` into /dev/null, by its own clock: a C client that needs
+    little CPU, so on a small machine the server, not the client, sets the pace."""
+    out = subprocess.run(
+        ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(out)
+
+
 def wait_healthy(
     url: str, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
 ) -> None:
