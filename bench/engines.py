@@ -1,7 +1,7 @@
 """Values per second of each engine × distribution × dtype, against torch and numpy's own RNGs.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.engines [--elements N] [--repeats R]
-    WEIGHTGEN_KERNEL_PORTABLE=1 ...   the portable C build of the kernel instead of AVX-512
+    WEIGHTGEN_KERNEL=avx2 (or =portable) ...   a lower build of the kernel than the CPU's best
 
 Every configuration runs R times, interleaved round-robin so a noisy neighbour hits all of them
 alike; the table shows the median rate and its ratio to `torch.Tensor.normal_` (float32) on

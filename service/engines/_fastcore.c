@@ -11,10 +11,10 @@
  *   kind  0 normal, 1 truncated normal, 2 uniform
  * The GIL is released while it runs, so Python threads can run it on disjoint slices.
  *
- * Two builds of the same operations: `run` in portable C (target clones for AVX2 and plain
- * x86-64; the loops vectorize), and `run512`, written with AVX-512 intrinsics, chosen at import
- * where the CPU has AVX-512 F, VL, DQ and BW. WEIGHTGEN_KERNEL_PORTABLE=1 forces the first, so
- * the tests can compare the two on one machine.
+ * Three builds of the same operations, the best the CPU has chosen at import (`isa`): `run512`
+ * and `run256`, written with AVX-512 (F, VL, DQ, BW) and AVX2 intrinsics, and `run`, portable C
+ * (target clones for AVX2 and plain x86-64; its loops vectorize). WEIGHTGEN_KERNEL=avx2 or
+ * =portable chooses a lower one, so the tests can compare them on one machine.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -155,12 +155,12 @@ static inline __attribute__((always_inline)) void blocks(uint32_t *out, uint64_t
     }
 }
 
-/* words [w0, w0 + n) of the stream into out (n <= 2 * CHUNK) */
-static inline __attribute__((always_inline)) void words(uint32_t *out, uint64_t w0, int n, uint64_t seed, uint64_t stream) {
-    uint32_t tmp[2 * CHUNK + 8];
+/* words from the block-aligned start: out[w0 % 4 + i] is word w0 + i, for i < n (n <= 2 CHUNK);
+ * out must hold 2 CHUNK + 64 words (the SIMD builds make a few more than asked) */
+static inline __attribute__((always_inline)) const uint32_t *words(uint32_t *out, uint64_t w0, int n, uint64_t seed, uint64_t stream) {
     uint64_t b0 = w0 / 4, b1 = (w0 + (uint64_t)n + 3) / 4;
-    blocks(tmp, b0, (int)(b1 - b0), seed, stream);
-    memcpy(out, tmp + (w0 - 4 * b0), (size_t)n * 4);
+    blocks(out, b0, (int)(b1 - b0), seed, stream);
+    return out + (w0 - 4 * b0);
 }
 
 typedef struct {
@@ -230,20 +230,61 @@ static inline __attribute__((always_inline)) void from_words(const Job *j, const
     finish(j, z, out, n);
 }
 
-__attribute__((target_clones("avx2", "default")))
-static void run(const Job *j, void *out, int64_t start, int64_t stop) {
-    uint32_t w[2 * CHUNK];
-    double u[CHUNK], z[CHUNK];
+typedef const uint32_t *(*Words)(uint32_t *, uint64_t, int, uint64_t, uint64_t);
+typedef void (*Inverse)(double *, double *, int);
+typedef void (*Normal32)(const Job *, float *, uint64_t, int);
+
+/* values [start, stop) chunk by chunk, with one build's functions (constants once inlined);
+ * `normal32`, where a build has it, does float32 normal and truncated normal chunks whole */
+static inline __attribute__((always_inline)) void drive(const Job *j, void *out, int64_t start, int64_t stop,
+                                                        Words make_words, Inverse inverse, Normal32 normal32) {
+    uint32_t wbuf[2 * CHUNK + 64];
+    double u[CHUNK + 8], z[CHUNK + 8];
     size_t size = j->wide ? 8 : 4;
     for (int64_t lo = start; lo < stop; lo += CHUNK) {
         int n = (int)((stop - lo) < CHUNK ? (stop - lo) : CHUNK);
         char *o = (char *)out + (size_t)(lo - start) * size;
-        words(w, (uint64_t)lo * (j->wide ? 2 : 1), j->wide ? 2 * n : n, j->seed, j->stream);
-        from_words(j, w, u, z, o, n, ppf);
+        if (normal32 != NULL && !j->wide && j->kind != 2) {
+            normal32(j, (float *)o, (uint64_t)lo, n);
+            continue;
+        }
+        const uint32_t *w = make_words(wbuf, (uint64_t)lo * (j->wide ? 2 : 1), j->wide ? 2 * n : n, j->seed, j->stream);
+        from_words(j, w, u, z, o, n, inverse);
     }
 }
 
-/* ---- AVX-512: the same operations, eight lanes at a time ------------------------------------ */
+__attribute__((target_clones("avx2", "default")))
+static void run(const Job *j, void *out, int64_t start, int64_t stop) {
+    drive(j, out, start, stop, words, ppf, NULL);
+}
+
+/* ---- SIMD builds: the same operations, four or eight lanes at a time ------------------------ */
+
+/* Φ⁻¹ in three passes over a chunk, in both SIMD builds. Pass 1, a vector of values at a time:
+ * the central branch for all, and min(p, 1 - p) of the tail elements packed into tp (a register
+ * compressed, then one plain store); the vector's tail and sign masks are kept. Pass 2
+ * (`tail_pass`): the tail branch over tp, packed. Pass 3: the tail values unpacked back into
+ * their lanes, negated where q < 0. */
+typedef struct {
+    double tp[CHUNK + 8], tr[CHUNK + 8], tx[CHUNK + 8];
+    unsigned char tails[CHUNK / 4], lows[CHUNK / 4];
+} Tail; /* the count of tp/tx in use stays in a local: the masks are chars, they alias anything */
+
+static inline __attribute__((always_inline)) void tail_pass(Tail *t, int k) {
+    int odd = 0;
+    for (int i = 0; i < k; i++) t->tr[i] = sqrt(-own_log(t->tp[i]));
+    for (int i = 0; i < k; i++) {
+        double rn = t->tr[i] - 1.6;
+        t->tx[i] = horner(C, 8, rn) / horner(D, 8, rn);
+    }
+    for (int i = 0; i < k; i++) odd |= !(t->tr[i] <= 5.0) | (t->tp[i] < 0x1p-1022);
+    if (odd) { /* r > 5 or a subnormal p: rare, redone one by one */
+        for (int i = 0; i < k; i++)
+            if (!(t->tr[i] <= 5.0) || t->tp[i] < 0x1p-1022) t->tx[i] = tail_any(t->tp[i]);
+    }
+}
+
+/* ---- AVX-512 ---- */
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw")))
 
 /* Philox4x32-10 with one block per 128-bit lane, (c0 c1 c2 c3) in order, so that the words come
@@ -293,16 +334,6 @@ AVX512 static inline __m512d horner512(const double *c, int n, __m512d x) {
     return acc;
 }
 
-/* Φ⁻¹ in three passes over a chunk. Pass 1 (`central8`, eight values): the central branch for
- * all, and min(p, 1 - p) of the tail elements compressed into tp (in a register, then one plain
- * store: compress-to-memory is slow on some cores); the group's tail and sign masks are kept.
- * Pass 2 (`tail512`): the tail branch over tp, packed. Pass 3 (`expand8`): the tail values
- * expanded back into their lanes, negated where q < 0. */
-typedef struct {
-    double tp[CHUNK + 8], tr[CHUNK + 8], tx[CHUNK + 8];
-    __mmask8 tails[CHUNK / 8], lows[CHUNK / 8];
-} Tail; /* the count of tp/tx in use stays in a local: the masks are chars, they alias anything */
-
 AVX512 static inline __attribute__((always_inline)) __m512d central8(__m512d p, Tail *t, int g, int *k) {
     const __m512d half = _mm512_set1_pd(0.5);
     __m512d q = _mm512_sub_pd(p, half);
@@ -318,28 +349,11 @@ AVX512 static inline __attribute__((always_inline)) __m512d central8(__m512d p, 
     return z;
 }
 
-AVX512 static void tail512(Tail *t, int k) {
-    for (int i = 0; i < k; i++) t->tr[i] = sqrt(-own_log(t->tp[i]));
-    for (int i = 0; i < k; i++) {
-        double rn = t->tr[i] - 1.6;
-        t->tx[i] = horner(C, 8, rn) / horner(D, 8, rn);
-    }
-    const __m512d five = _mm512_set1_pd(5.0), tiny = _mm512_set1_pd(0x1p-1022);
-    for (int i = 0; i < k; i += 8) { /* r > 5 or a subnormal p: rare, redone one by one */
-        __mmask8 live = (__mmask8)(k - i >= 8 ? 0xFF : (1u << (k - i)) - 1);
-        __mmask8 odd = _mm512_mask_cmp_pd_mask(live, _mm512_loadu_pd(t->tr + i), five, _CMP_NLE_UQ) |
-                       _mm512_mask_cmp_pd_mask(live, _mm512_loadu_pd(t->tp + i), tiny, _CMP_LT_OQ);
-        for (int b = 0; odd; b++, odd >>= 1)
-            if (odd & 1) t->tx[i + b] = tail_any(t->tp[i + b]);
-    }
-}
-
 AVX512 static inline __attribute__((always_inline)) __m512d expand8(__m512d z, const Tail *t, int g, int *k) {
-    __mmask8 tail = t->tails[g];
-    if (!tail) return z;
+    __mmask8 tail = t->tails[g]; /* no branch on it: about one vector in four has no tail */
     __m512d x = _mm512_maskz_expand_pd(tail, _mm512_loadu_pd(t->tx + *k));
     *k += __builtin_popcount((unsigned)tail);
-    x = _mm512_mask_xor_pd(x, t->lows[g], x, _mm512_set1_pd(-0.0));
+    x = _mm512_mask_xor_pd(x, (__mmask8)t->lows[g], x, _mm512_set1_pd(-0.0));
     return _mm512_mask_blend_pd(tail, z, x);
 }
 
@@ -362,7 +376,7 @@ AVX512 static void normal32(const Job *j, float *out, uint64_t w0, int n) {
         p = _mm512_mask_blend_pd(live, half, p); /* past n: a central value, never stored */
         _mm512_storeu_pd(z + i, central8(p, &t, i / 8, &k));
     }
-    tail512(&t, k);
+    tail_pass(&t, k);
     k = 0;
     const __m512d sigma = _mm512_set1_pd(j->sigma), loc = _mm512_set1_pd(j->loc);
     const __m512d t_lo = _mm512_set1_pd(j->t_lo), t_hi = _mm512_set1_pd(j->t_hi);
@@ -385,28 +399,171 @@ AVX512 static void ppf512(double *p, double *z, int n) {
     int k = 0;
     for (int i = n; i < ((n + 7) & ~7); i++) p[i] = 0.5;
     for (int i = 0; i < n; i += 8) _mm512_storeu_pd(z + i, central8(_mm512_loadu_pd(p + i), &t, i / 8, &k));
-    tail512(&t, k);
+    tail_pass(&t, k);
     k = 0;
     for (int i = 0; i < n; i += 8) _mm512_storeu_pd(z + i, expand8(_mm512_loadu_pd(z + i), &t, i / 8, &k));
 }
 
 AVX512 static void run512(const Job *j, void *out, int64_t start, int64_t stop) {
-    uint32_t wbuf[2 * CHUNK + 64];
-    double u[CHUNK + 8], z[CHUNK + 8];
-    size_t size = j->wide ? 8 : 4;
-    for (int64_t lo = start; lo < stop; lo += CHUNK) {
-        int n = (int)((stop - lo) < CHUNK ? (stop - lo) : CHUNK);
-        char *o = (char *)out + (size_t)(lo - start) * size;
-        if (!j->wide && j->kind != 2) {
-            normal32(j, (float *)o, (uint64_t)lo, n);
-            continue;
+    drive(j, out, start, stop, words512, ppf512, normal32);
+}
+
+/* ---- AVX2 ---- */
+#define AVX2 __attribute__((target("avx2")))
+
+/* Philox as blocks512, two blocks per register (AVX2 has no three-way xor: two xors) */
+AVX2 static void blocks256(uint32_t *out, uint64_t b0, int nb, uint64_t seed, uint64_t stream) {
+    const __m256i mul = _mm256_set_epi32(0, (int)M1, 0, (int)M0, 0, (int)M1, 0, (int)M0);
+    __m256i key[10];
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        int a = (int)(k0 + (uint32_t)r * W0), b = (int)(k1 + (uint32_t)r * W1);
+        key[r] = _mm256_set_epi32(0, b, 0, a, 0, b, 0, a);
+    }
+    for (int i = 0; i < nb; i += 16) {
+        __m256i x[8];
+        for (int u = 0; u < 8; u++) {
+            uint64_t b = b0 + (uint64_t)(i + 2 * u);
+            x[u] = _mm256_set_epi64x((long long)stream, (long long)(b + 1), (long long)stream, (long long)b);
         }
-        const uint32_t *w = words512(wbuf, (uint64_t)lo * (j->wide ? 2 : 1), j->wide ? 2 * n : n, j->seed, j->stream);
-        from_words(j, w, u, z, o, n, ppf512);
+        for (int r = 0; r < 10; r++) {
+            for (int u = 0; u < 8; u++) {
+                __m256i p = _mm256_shuffle_epi32(_mm256_mul_epu32(x[u], mul), 0x1B);
+                x[u] = _mm256_xor_si256(_mm256_xor_si256(p, _mm256_srli_epi64(x[u], 32)), key[r]);
+            }
+        }
+        for (int u = 0; u < 8; u++) _mm256_storeu_si256((__m256i *)(out + 4 * (i + 2 * u)), x[u]);
     }
 }
 
-static int use_avx512 = 0; /* set at import: the CPU has AVX-512 F, VL, DQ and BW */
+/* as words512; 8 words more than asked are made, so that whole vectors can be read */
+AVX2 static const uint32_t *words256(uint32_t *out, uint64_t w0, int n, uint64_t seed, uint64_t stream) {
+    uint64_t b0 = w0 / 4;
+    int off = (int)(w0 - 4 * b0);
+    blocks256(out, b0, ((off + n + 8 + 3) / 4 + 15) & ~15, seed, stream);
+    return out + off;
+}
+
+AVX2 static inline __m256d horner256(const double *c, int n, __m256d x) {
+    __m256d acc = _mm256_set1_pd(c[n - 1]);
+    for (int i = n - 2; i >= 0; i--) acc = _mm256_add_pd(_mm256_mul_pd(acc, x), _mm256_set1_pd(c[i]));
+    return acc;
+}
+
+/* AVX2 has no compress or expand: permutations of 32-bit halves from tables, by 4-bit mask.
+ * PACK[m] moves the doubles of the set lanes to the front, in order; UNPACK[m] puts the i-th
+ * packed double back into the i-th set lane; LANES[m] is m as a blend mask. */
+static int32_t PACK[16][8], UNPACK[16][8];
+static int64_t LANES[16][4];
+
+static void make_tables(void) {
+    for (int m = 0; m < 16; m++) {
+        int k = 0;
+        for (int j = 0; j < 4; j++) {
+            PACK[m][2 * j] = PACK[m][2 * j + 1] = 0;
+            UNPACK[m][2 * j] = UNPACK[m][2 * j + 1] = 0;
+            LANES[m][j] = (m >> j) & 1 ? -1 : 0;
+        }
+        for (int j = 0; j < 4; j++) {
+            if (!((m >> j) & 1)) continue;
+            PACK[m][2 * k] = 2 * j;
+            PACK[m][2 * k + 1] = 2 * j + 1;
+            UNPACK[m][2 * j] = 2 * k;
+            UNPACK[m][2 * j + 1] = 2 * k + 1;
+            k++;
+        }
+    }
+}
+
+AVX2 static inline __attribute__((always_inline)) __m256d central4(__m256d p, Tail *t, int g, int *k) {
+    const __m256d half = _mm256_set1_pd(0.5);
+    __m256d q = _mm256_sub_pd(p, half);
+    __m256d r = _mm256_sub_pd(_mm256_set1_pd(0.180625), _mm256_mul_pd(q, q));
+    __m256d z = _mm256_div_pd(_mm256_mul_pd(q, horner256(A, 8, r)), horner256(B, 8, r));
+    __m256d aq = _mm256_andnot_pd(_mm256_set1_pd(-0.0), q);
+    int tail = _mm256_movemask_pd(_mm256_cmp_pd(aq, _mm256_set1_pd(0.425), _CMP_NLE_UQ));
+    __m256d low = _mm256_cmp_pd(q, _mm256_setzero_pd(), _CMP_LT_OQ);
+    __m256d pt = _mm256_blendv_pd(_mm256_sub_pd(_mm256_set1_pd(1.0), p), p, low);
+    __m256i packed = _mm256_permutevar8x32_epi32(_mm256_castpd_si256(pt), _mm256_loadu_si256((const __m256i *)PACK[tail]));
+    _mm256_storeu_si256((__m256i *)(t->tp + *k), packed);
+    t->tails[g] = (unsigned char)tail;
+    t->lows[g] = (unsigned char)_mm256_movemask_pd(low);
+    *k += __builtin_popcount((unsigned)tail);
+    return z;
+}
+
+AVX2 static inline __attribute__((always_inline)) __m256d unpack4(__m256d z, const Tail *t, int g, int *k) {
+    int tail = t->tails[g]; /* no branch on it: about one vector in two has no tail */
+    __m256i x = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(t->tx + *k)),
+                                            _mm256_loadu_si256((const __m256i *)UNPACK[tail]));
+    *k += __builtin_popcount((unsigned)tail);
+    __m256d low = _mm256_castsi256_pd(_mm256_loadu_si256((const __m256i *)LANES[t->lows[g]]));
+    __m256d v = _mm256_xor_pd(_mm256_castsi256_pd(x), _mm256_and_pd(low, _mm256_set1_pd(-0.0)));
+    return _mm256_blendv_pd(z, v, _mm256_castsi256_pd(_mm256_loadu_si256((const __m256i *)LANES[tail])));
+}
+
+/* as normal32: float32 normal or truncated normal, n <= CHUNK values from word w0 */
+AVX2 static void normal32_avx2(const Job *j, float *out, uint64_t w0, int n) {
+    uint32_t wbuf[2 * CHUNK + 64];
+    double z[CHUNK + 4];
+    Tail t;
+    int k = 0;
+    const uint32_t *w = words256(wbuf, w0, n, j->seed, j->stream);
+    const __m256d half = _mm256_set1_pd(0.5), two_m32 = _mm256_set1_pd(TWO_M32), two_31 = _mm256_set1_pd(0x1p31);
+    const __m256d mass = _mm256_set1_pd(j->t_mass), low_cdf = _mm256_set1_pd(j->t_low_cdf);
+    const __m128i flip_sign = _mm_set1_epi32((int)0x80000000u);
+    const int trunc = j->kind == 1;
+    for (int i = 0; i < n; i += 4) {
+        /* (double)w exactly: w - 2^31 as a signed int, then + 2^31 */
+        __m128i wv = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(w + i)), flip_sign);
+        __m256d u = _mm256_add_pd(_mm256_cvtepi32_pd(wv), two_31);
+        __m256d p = _mm256_mul_pd(_mm256_add_pd(u, half), two_m32);
+        if (trunc) p = _mm256_min_pd(_mm256_add_pd(_mm256_mul_pd(p, mass), low_cdf), _mm256_set1_pd(P_MAX));
+        if (n - i < 4) /* past n: a central value, never stored */
+            p = _mm256_blendv_pd(half, p, _mm256_castsi256_pd(_mm256_loadu_si256((const __m256i *)LANES[(1 << (n - i)) - 1])));
+        _mm256_storeu_pd(z + i, central4(p, &t, i / 4, &k));
+    }
+    tail_pass(&t, k);
+    k = 0;
+    const __m256d sigma = _mm256_set1_pd(j->sigma), loc = _mm256_set1_pd(j->loc);
+    const __m256d t_lo = _mm256_set1_pd(j->t_lo), t_hi = _mm256_set1_pd(j->t_hi);
+    const int flip = j->t_sign < 0.0;
+    for (int i = 0; i < n; i += 4) {
+        __m256d v = unpack4(_mm256_loadu_pd(z + i), &t, i / 4, &k);
+        if (trunc) { /* z < lo ? lo : (z > hi ? hi : z), signed zeros included */
+            v = _mm256_max_pd(t_lo, _mm256_min_pd(t_hi, v));
+            if (flip) v = _mm256_xor_pd(v, _mm256_set1_pd(-0.0));
+        }
+        __m128 f = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_mul_pd(v, sigma), loc));
+        if (n - i >= 4) {
+            _mm_storeu_ps(out + i, f);
+        } else {
+            float rest[4];
+            _mm_storeu_ps(rest, f);
+            memcpy(out + i, rest, (size_t)(n - i) * sizeof(float));
+        }
+    }
+}
+
+/* Φ⁻¹ of n uniforms (any n <= CHUNK; the last vector padded with central values) */
+AVX2 static void ppf256(double *p, double *z, int n) {
+    Tail t;
+    int k = 0;
+    for (int i = n; i < ((n + 3) & ~3); i++) p[i] = 0.5;
+    for (int i = 0; i < n; i += 4) _mm256_storeu_pd(z + i, central4(_mm256_loadu_pd(p + i), &t, i / 4, &k));
+    tail_pass(&t, k);
+    k = 0;
+    for (int i = 0; i < n; i += 4) _mm256_storeu_pd(z + i, unpack4(_mm256_loadu_pd(z + i), &t, i / 4, &k));
+}
+
+AVX2 static void run256(const Job *j, void *out, int64_t start, int64_t stop) {
+    drive(j, out, start, stop, words256, ppf256, normal32_avx2);
+}
+
+/* the build that runs: 2 AVX-512 (F, VL, DQ, BW), 1 AVX2, 0 portable C; set at import to the
+ * best the CPU has, or lower with WEIGHTGEN_KERNEL=portable|avx2 (the tests compare them) */
+static int isa = 0;
+static const char *ISA_NAMES[3] = {"portable", "avx2", "avx512"};
 
 static PyObject *generate(PyObject *self, PyObject *args) {
     Py_buffer buf;
@@ -427,7 +584,8 @@ static PyObject *generate(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    if (use_avx512) run512(&j, buf.buf, start, stop);
+    if (isa == 2) run512(&j, buf.buf, start, stop);
+    else if (isa == 1) run256(&j, buf.buf, start, stop);
     else run(&j, buf.buf, start, stop);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buf);
@@ -443,11 +601,16 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastcore", NULL, -1
 
 PyMODINIT_FUNC PyInit__fastcore(void) {
     __builtin_cpu_init();
-    use_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-    if (getenv("WEIGHTGEN_KERNEL_PORTABLE") != NULL) use_avx512 = 0; /* tests check both paths */
+    if (__builtin_cpu_supports("avx2")) isa = 1;
+    if (isa == 1 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        isa = 2;
+    const char *cap = getenv("WEIGHTGEN_KERNEL");
+    for (int i = 0; cap != NULL && i < isa; i++)
+        if (strcmp(cap, ISA_NAMES[i]) == 0) isa = i;
+    make_tables();
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddStringConstant(m, "isa", use_avx512 ? "avx512" : "portable") < 0) {
+    if (m != NULL && PyModule_AddStringConstant(m, "isa", ISA_NAMES[isa]) < 0) {
         Py_DECREF(m);
         return NULL;
     }

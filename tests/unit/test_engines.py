@@ -411,31 +411,35 @@ def kernel_digests() -> list[str]:
     return out
 
 
-def test_the_portable_kernel_gives_the_same_bytes() -> None:
-    """Where the CPU has AVX-512 the kernel runs its intrinsics build; the portable C build
-    (forced by WEIGHTGEN_KERNEL_PORTABLE) must give the very same bytes, and both the
-    reference's."""
+@pytest.mark.parametrize("build", ["avx2", "portable"])
+def test_every_build_of_the_kernel_gives_the_same_bytes(build: str) -> None:
+    """The kernel runs the best build the CPU has (AVX-512, AVX2, portable C); a lower one,
+    chosen with WEIGHTGEN_KERNEL, must give the very same bytes, and all the reference's."""
     import json
     import subprocess
     import sys
 
+    if not fast.available():
+        pytest.skip("the fused kernel was not built here")
+    builds = ["portable", "avx2", "avx512"]
+    if builds.index(build) > builds.index(str(fast.isa())):
+        pytest.skip(f"this CPU has no {build}")
     code = (
         "import json, tests.unit.test_engines as t; from service.engines import fast; "
         "print(json.dumps([fast.isa(), t.kernel_digests()]))"
     )
-    env = {**os.environ, "WEIGHTGEN_KERNEL_PORTABLE": "1"}
+    env = {**os.environ, "WEIGHTGEN_KERNEL": build}
     root = Path(__file__).resolve().parents[2]
-    portable = subprocess.run(
+    other = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
     )
-    isa, digests = json.loads(portable.stdout)
-    assert isa == "portable"
-    here = kernel_digests()
-    assert digests == here
+    isa, digests = json.loads(other.stdout)
+    assert isa == build
     reference = NumpyEngine(fast=False)
     expected = []
     for scheme, shape, convention, params in KERNEL_CASES:
         for dtype in ("float32", "float64", "bfloat16"):
             s = sampling(scheme, shape, convention, params, 99, "w", dtype)
             expected.append(hashlib.sha256(reference.generate(s, 3, s.numel - 5)).hexdigest())
-    assert here == expected
+    assert digests == expected
+    assert kernel_digests() == expected  # and the build this process runs
