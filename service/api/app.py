@@ -14,7 +14,7 @@ from service.api.routes import STATIC, router
 from service.api.stream import Capacity
 from service.api.tensors import HEADER_NAMES, CachedUrls, PlanCache
 from service.config import Settings
-from service.engines import Engines
+from service.engines import Engines, fast
 from service.plan import Limits
 
 
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engines = Engines(settings.engine, settings.devices, settings.threads)
     app.state.capacity = Capacity(settings.max_streams)
     app.state.metrics = Metrics()
+    app.state.metrics.kernel_in_use(fast.isa() if app.state.engines.numpy.fast else None)
     app.state.plans = PlanCache()
     problems.install(app)
     app.include_router(router)

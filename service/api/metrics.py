@@ -38,6 +38,15 @@ class Metrics:
         self.in_flight = Gauge(
             "weightgen_streams_in_flight", "tensor streams being sent", registry=r
         )
+        self.kernel = Gauge(
+            "weightgen_kernel_info",
+            "1 for the build of the fused CPU kernel in use: avx512, avx2, portable or none",
+            ["build"],
+            registry=r,
+        )
+
+    def kernel_in_use(self, build: str | None) -> None:
+        self.kernel.labels(build or "none").set(1)
 
     def generated(self, plan: Plan, fmt: str, elements: int, nbytes: int, seconds: float) -> None:
         """Called from worker threads; prometheus_client's metrics are thread-safe."""

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.config import Settings
+from service.engines import fast
 from service.logs import JsonFormatter
 
 PROBLEM = "application/problem+json"
@@ -122,6 +123,7 @@ def test_metrics_have_low_cardinality_labels(client: TestClient) -> None:
         in text
     )
     assert 'route="/v1/tensors/{scheme}",status="422"' in text
+    assert f'weightgen_kernel_info{{build="{fast.isa() or "none"}"}} 1.0' in text
     assert (
         'weightgen_generated_bytes_total{dtype="float32",engine="numpy",format="raw"} 240000.0'
         in text
