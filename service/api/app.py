@@ -31,7 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engines = Engines(settings.engine, settings.devices, settings.threads)
     app.state.capacity = Capacity(settings.max_streams)
     app.state.metrics = Metrics()
-    app.state.metrics.kernel_in_use(fast.isa() if app.state.engines.numpy.fast else None)
+    engines: Engines = app.state.engines
+    kernel = engines.cpu is engines.numpy and engines.numpy.fast
+    app.state.metrics.kernel_in_use(fast.isa() if kernel else None)
     app.state.plans = PlanCache()
     problems.install(app)
     app.include_router(router)

@@ -124,6 +124,8 @@ def test_metrics_have_low_cardinality_labels(client: TestClient) -> None:
     )
     assert 'route="/v1/tensors/{scheme}",status="422"' in text
     assert f'weightgen_kernel_info{{build="{fast.isa() or "none"}"}} 1.0' in text
+    with TestClient(create_app(Settings(engine="torch"))) as torch_cpu:
+        assert 'weightgen_kernel_info{build="none"} 1.0' in torch_cpu.get("/metrics").text
     assert (
         'weightgen_generated_bytes_total{dtype="float32",engine="numpy",format="raw"} 240000.0'
         in text
