@@ -50,7 +50,7 @@ class BundlePlan:
     header: bytes
     algorithm: str = rng.ALGORITHM
 
-    @property
+    @cached_property
     def nbytes(self) -> int:
         return sum(e.plan.nbytes for e in self.entries)
 
@@ -62,13 +62,17 @@ class BundlePlan:
     def format(self) -> str:
         return "safetensors"
 
-    @property
+    @cached_property
     def strong(self) -> bool:
         return all(e.plan.strong for e in self.entries)
 
-    @property
+    @cached_property
     def light(self) -> bool:
         return all(e.plan.light for e in self.entries)
+
+    @property
+    def tensors(self) -> int:
+        return len(self.entries)
 
     def canonical(self) -> dict[str, object]:
         """Bundle parameters and each member's canonical request, in header order."""

@@ -111,6 +111,10 @@ class Plan:
         """Cheap to generate in any slice (orthogonal kinds need a whole QR first)."""
         return self.strong
 
+    @property
+    def tensors(self) -> int:
+        return 1
+
     @cached_property
     def etag(self) -> str:
         """A hash of the canonical request and the algorithm: equal requests, equal tags."""

@@ -8,11 +8,12 @@ from starlette.staticfiles import StaticFiles
 
 from service import __version__
 from service.api import problems
+from service.api.cache import CachedUrls, PlanCache
 from service.api.metrics import Metrics
 from service.api.middleware import ApiKeys, BodyLimit, RequestIds, cors_headers
 from service.api.routes import STATIC, router
 from service.api.stream import Capacity
-from service.api.tensors import HEADER_NAMES, CachedUrls, PlanCache
+from service.api.tensors import HEADER_NAMES
 from service.config import Settings
 from service.engines import Engines, fast
 from service.plan import Limits
@@ -38,9 +39,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.state.tensor_route = next(
-        r for r in router.routes if getattr(r, "path", "") == "/v1/tensors/{scheme}"
-    )
+    app.state.routes = {  # for the fast lane's metrics labels
+        prefix: next(r for r in router.routes if getattr(r, "path", "") == f"{prefix}{{{param}}}")
+        for prefix, param in CachedUrls.PREFIXES.items()
+    }
     # outermost last: request ids wrap everything, so 401s and 413s carry one too; the
     # fast lane of planned tensor URLs first, innermost
     app.add_middleware(CachedUrls)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from service import __version__
 from service.api import http
+from service.api.cache import remember
 from service.api.models import BundleRequest
 from service.api.problems import instance, problem
 from service.api.respond import cache_control, respond
@@ -90,4 +91,6 @@ async def serve(body: BundleRequest, request: Request) -> Response:
     except http.NotAcceptable as exc:
         return problem(406, "not-acceptable", str(exc), instance=instance(request))
     b, url = await anyio.to_thread.run_sync(make, body, request)  # 10k members: ~0.6 s
-    return await respond(b, headers_for(b, url, body.name), request)
+    headers = headers_for(b, url, body.name)
+    remember(request, b, headers)
+    return await respond(b, dict(headers), request)

@@ -35,6 +35,8 @@ class Payload(Protocol):
     def seed_source(self) -> Literal["request", "service"]: ...
     @property
     def light(self) -> bool: ...  # may be generated inline, on the event loop
+    @property
+    def tensors(self) -> int: ...  # how many: 1, or a bundle's members
     def spans(self, start: int, stop: int, block: int) -> Iterator[bytes | Span]: ...
 
 

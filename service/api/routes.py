@@ -88,14 +88,12 @@ _GET_RESPONSES = {
 async def get_tensor(scheme: str, request: Request) -> Response:
     """The same tensor as a cacheable URL: every request field is a query parameter
     (lists comma-separated: `shape=256,128`); `describe=true` answers the JSON plan instead."""
-    # a URL already planned never gets here: tensors.CachedUrls answers it
-    plans: tensors.PlanCache = request.app.state.plans
-    key = plans.key(scheme, request)
+    # a URL already planned never gets here: service.api.cache.CachedUrls answers it
     body, describe = tensors.request_from_query(scheme, request)
     if describe:
         out = DescribeResponse.of(tensors.make_plan(body, request))
         return Response(out.model_dump_json(), media_type="application/json")
-    return await tensors.serve(body, request, key)
+    return await tensors.serve(body, request)
 
 
 @router.post("/v1/tensors/describe", responses=_ERRORS, tags=["tensors"])
@@ -136,6 +134,7 @@ def describe_bundle(body: BundleRequest, request: Request) -> BundleDescribeResp
 async def get_bundle(manifest: str, request: Request, describe: bool = False) -> Response:
     """The bundle whose manifest the URL carries (from describe's `url`); Range, HEAD and
     If-None-Match work as for tensors; `describe=true` answers the JSON description."""
+    # a URL already planned never gets here: service.api.cache.CachedUrls answers it
     body = bundles.decode(manifest)
     if describe:
         made = await anyio.to_thread.run_sync(bundles.make, body, request)

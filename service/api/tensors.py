@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -11,10 +10,10 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import __version__
 from service.api import http
+from service.api.cache import remember
 from service.api.models import TensorRequest
 from service.api.problems import instance, problem
 from service.api.respond import cache_control, respond
@@ -117,76 +116,13 @@ def headers_for(p: Plan, negotiated: bool) -> dict[str, str]:
     return out
 
 
-class PlanCache:
-    """Plans and headers of GET URLs that pin their seed, by URL and Accept. A plan is a pure
-    function of those and the deployment's settings, so a repeated URL (the common case for an
-    immutable resource) skips validation and planning. Least recently used out, bounded."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple[str, str, str], tuple[Plan, dict[str, str]]] = OrderedDict()
-
-    @staticmethod
-    def key(scheme: str, request: Request) -> tuple[str, str, str] | None:
-        query = request.query_params
-        if "seed" not in query or "describe" in query:
-            return None
-        raw: bytes = request.scope["query_string"]  # as sent; request.url parses the whole URL
-        return scheme, raw.decode("latin-1"), request.headers.get("accept", "")
-
-    def get(self, key: tuple[str, str, str] | None) -> tuple[Plan, dict[str, str]] | None:
-        if key is None or key not in self.entries:
-            return None
-        self.entries.move_to_end(key)
-        return self.entries[key]
-
-    def put(self, key: tuple[str, str, str] | None, p: Plan, headers: dict[str, str]) -> None:
-        if key is not None:
-            self.entries[key] = (p, headers)
-            if len(self.entries) > self.size:
-                self.entries.popitem(last=False)
-
-
-class CachedUrls:
-    """The fast lane of GET and HEAD /v1/tensors/{scheme}: a URL whose plan is in the
-    PlanCache is answered from it here, without routing, dependency injection or validation
-    (the route would do the same: `respond` on the cached plan). The innermost middleware: the
-    request id, key, body and CORS layers still wrap it. A miss goes on to the route, which
-    plans the URL and caches it."""
-
-    PREFIX = "/v1/tensors/"
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            path: str = scope["path"]
-            root: str = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
-            scheme = path[len(self.PREFIX) :] if path.startswith(self.PREFIX) else ""
-            if scheme and "/" not in scheme:
-                request = Request(scope, receive)
-                plans: PlanCache = request.app.state.plans
-                hit = plans.get(plans.key(scheme, request))
-                if hit is not None:
-                    scope["route"] = request.app.state.tensor_route  # the metrics' label
-                    scope["path_params"] = {"scheme": scheme}
-                    response = await respond(hit[0], dict(hit[1]), request)
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-
-async def serve(
-    body: TensorRequest, request: Request, cache_key: tuple[str, str, str] | None = None
-) -> Response:
-    """Plan, apply the HTTP semantics, then stream: every failure happens before the first byte."""
+async def serve(body: TensorRequest, request: Request) -> Response:
+    """Plan, apply the HTTP semantics, then stream: every failure happens before the first byte.
+    A GET's plan is kept for its URL (service.api.cache)."""
     try:
         p = make_plan(body, request)
     except http.NotAcceptable as exc:
         return problem(406, "not-acceptable", str(exc), instance=instance(request))
     headers = headers_for(p, negotiated=body.format is None)
-    request.app.state.plans.put(cache_key, p, headers)
+    remember(request, p, headers)
     return await respond(p, dict(headers), request)

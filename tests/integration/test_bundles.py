@@ -238,6 +238,43 @@ def test_describe_url_ranges_and_validators(client: TestClient) -> None:
     assert client.get(url + "?describe=true").json()["etag"] == d["etag"]
 
 
+def test_a_bundle_url_is_planned_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle's GET URL pins its seed in the manifest: its plan is kept, and the ranges a
+    parallel download sends are answered from it (service.api.cache), with the same bytes."""
+    from service.api import bundles
+
+    made: list[int] = []
+    make = bundles.make
+
+    def counted(body: Any, request: Any) -> Any:
+        made.append(1)
+        return make(body, request)
+
+    monkeypatch.setattr(bundles, "make", counted)
+    url = client.post("/v1/bundles/describe", json=BLOCK).json()["url"]
+    assert made == [1]
+    full = client.get(url)
+    assert made == [1, 1]
+    parts = [client.get(url, headers={"Range": f"bytes={a}-{a + 999}"}) for a in (0, 1000, 2000)]
+    assert [p.status_code for p in parts] == [206] * 3
+    assert b"".join(p.content for p in parts) == full.content[:3000]
+    assert client.head(url).headers["content-length"] == str(len(full.content))
+    assert made == [1, 1]
+    assert client.get(url + "?describe=true").status_code == 200  # JSON: never from the cache
+    assert made == [1, 1, 1]
+    text = client.get("/metrics").text
+    assert (
+        'weightgen_requests_total{method="GET",route="/v1/bundles/{manifest}",status="206"} 3.0'
+        in text
+    )
+    no_seed = {k: v for k, v in BLOCK.items() if k != "seed"}
+    manifest = base64.urlsafe_b64encode(zlib.compress(json.dumps(no_seed).encode())).decode()
+    first = client.get(f"/v1/bundles/{manifest.rstrip('=')}")
+    again = client.get(f"/v1/bundles/{manifest.rstrip('=')}")
+    assert first.headers["x-init-seed"] != again.headers["x-init-seed"]  # drawn each time
+    assert first.headers["cache-control"] == "no-store"
+
+
 @pytest.mark.parametrize(
     ("manifest", "status", "text"),
     [

@@ -339,6 +339,30 @@ def test_repeated_urls_reuse_their_plan_and_answer_the_same(client: TestClient) 
     assert "content-range" not in client.get(url).headers
 
 
+def test_the_plan_cache_is_bounded_by_tensors() -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from service.api.cache import PlanCache
+    from service.api.respond import Payload
+
+    def payload(tensors: int, source: str = "request") -> Payload:
+        return cast(Payload, SimpleNamespace(tensors=tensors, seed_source=source))
+
+    cache = PlanCache(tensors=10)
+    cache.put(("/a", "", ""), payload(4), {})
+    cache.put(("/b", "", ""), payload(4), {})
+    cache.put(("/service", "", ""), payload(1, "service"), {})  # a drawn seed: not kept
+    assert list(cache.entries) == [("/a", "", ""), ("/b", "", "")]
+    assert cache.get(("/a", "", "")) is not None  # /a is now the most recent
+    cache.put(("/c", "", ""), payload(4), {})  # 12 > 10: the least recent (/b) goes
+    assert list(cache.entries) == [("/a", "", ""), ("/c", "", "")]
+    assert cache.held == 8
+    cache.put(("/huge", "", ""), payload(11), {})  # larger than the whole cache: not kept
+    assert cache.held == 8
+    assert cache.get(None) is None
+
+
 def test_planned_urls_take_the_fast_lane_with_the_same_answers(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,91 @@
+"""Planned URLs: a GET whose answer is a pure function of its URL and `Accept` (the seed pinned,
+in the query or in a bundle's manifest; no `describe`) keeps its plan and headers here, and a
+repeated URL is answered from them by `CachedUrls` before routing (docs/decisions.md, "Plan
+cache and the fast lane")."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import ClassVar
+
+from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.api.respond import Payload, respond
+
+Key = tuple[str, str, str]  # path, query string as sent, Accept
+
+
+class PlanCache:
+    """Payloads and headers by URL and Accept, least recently used out. Bounded by tensors
+    (a bundle counts its members), so that a few big bundles cannot hold much memory."""
+
+    def __init__(self, tensors: int = 1 << 16) -> None:
+        self.capacity = tensors
+        self.held = 0
+        self.entries: OrderedDict[Key, tuple[Payload, dict[str, str]]] = OrderedDict()
+
+    @staticmethod
+    def key(scope: Scope) -> Key | None:
+        raw: bytes = scope["query_string"]
+        if b"describe" in raw:  # describe=true answers JSON; never served from here
+            return None
+        accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")
+        return scope["path"], raw.decode("latin-1"), accept.decode("latin-1")
+
+    def get(self, key: Key | None) -> tuple[Payload, dict[str, str]] | None:
+        if key is None or key not in self.entries:
+            return None
+        self.entries.move_to_end(key)
+        return self.entries[key]
+
+    def put(self, key: Key | None, payload: Payload, headers: dict[str, str]) -> None:
+        if key is None or payload.seed_source != "request" or key in self.entries:
+            return  # a seed the service drew is a new answer each time
+        if payload.tensors > self.capacity:
+            return
+        self.entries[key] = (payload, headers)
+        self.held += payload.tensors
+        while self.held > self.capacity:
+            _, (old, _) = self.entries.popitem(last=False)
+            self.held -= old.tensors
+
+
+def remember(request: Request, payload: Payload, headers: dict[str, str]) -> None:
+    """Keep a GET's plan for its URL (HEAD shares it: the same resource)."""
+    if request.method in ("GET", "HEAD"):
+        plans: PlanCache = request.app.state.plans
+        plans.put(plans.key(request.scope), payload, headers)
+
+
+class CachedUrls:
+    """The fast lane of GET and HEAD /v1/tensors/{scheme} and /v1/bundles/{manifest}: a URL
+    whose plan is in the PlanCache is answered from it here, without routing, dependency
+    injection, validation or planning (the route would do the same: `respond` on the plan). The
+    innermost middleware: the request id, key, body and CORS layers still wrap it. A miss goes on
+    to the route, which plans the URL and remembers it."""
+
+    PREFIXES: ClassVar[dict[str, str]] = {"/v1/tensors/": "scheme", "/v1/bundles/": "manifest"}
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            for prefix, param in self.PREFIXES.items():
+                rest = path[len(prefix) :] if path.startswith(prefix) else ""
+                if rest and "/" not in rest:
+                    request = Request(scope, receive)
+                    plans: PlanCache = request.app.state.plans
+                    hit = plans.get(plans.key(scope))
+                    if hit is not None:
+                        scope["route"] = request.app.state.routes[prefix]  # metrics, logs
+                        scope["path_params"] = {param: rest}
+                        response = await respond(hit[0], dict(hit[1]), request)
+                        await response(scope, receive, send)
+                        return
+        await self.app(scope, receive, send)
