@@ -85,8 +85,13 @@ class Plan:
     engine: Engine
     device: str
     writer: Writer
-    header: bytes
     algorithm: str = rng.ALGORITHM
+
+    @cached_property
+    def header(self) -> bytes:
+        """The format's header (npy's, or safetensors' with the metadata), made once."""
+        info = TensorInfo(self.spec.name, self.spec.shape, self.dtype, self.metadata())
+        return self.writer.header(info)
 
     @property
     def seed(self) -> int:
@@ -240,20 +245,15 @@ def plan(spec: TensorSpec, limits: Limits, engines: Engines) -> Plan:
             f"{list(spec.shape)} has {numel} elements, this service does that for at most "
             f"{MAX_QR_ELEMENTS}"
         )
-    spec = replace(spec, zero_rows=_rows(spec))
+    rows = _rows(spec)
     if dt.integer and not (scheme.law.kind == "constant" and scheme.law.loc.is_integer()):
         raise UnsupportedCombination(
             f"dtype {dt.name} holds only integral constants (zeros, ones, constant); "
             f"received scheme {scheme.scheme!r} of kind {scheme.law.kind}"
         )
     engine, device = engines.select(spec.device)
-    source: Literal["request", "service"] = "request"
-    if spec.seed is None:
-        spec = replace(spec, seed=secrets.randbits(64))
-        source = "service"
+    source: Literal["request", "service"] = "request" if spec.seed is not None else "service"
+    seed = spec.seed if spec.seed is not None else secrets.randbits(64)
     fmt: FormatName = spec.format or default_format(dt)
-    spec = replace(spec, format=fmt)
-    out = writer(fmt)
-    partial = Plan(spec, scheme, dt, numel, nbytes, source, engine, device, out, b"")
-    header = out.header(TensorInfo(spec.name, spec.shape, dt, partial.metadata()))
-    return replace(partial, header=header)
+    spec = replace(spec, zero_rows=rows, seed=seed, format=fmt)
+    return Plan(spec, scheme, dt, numel, nbytes, source, engine, device, writer(fmt))

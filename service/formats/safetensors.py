@@ -11,6 +11,7 @@ import json
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from service.dtypes import DType
 from service.formats.base import TensorInfo
@@ -26,7 +27,7 @@ class Entry:
     shape: tuple[int, ...]
     dtype: DType
 
-    @property
+    @cached_property
     def nbytes(self) -> int:
         n = self.dtype.itemsize
         for d in self.shape:
