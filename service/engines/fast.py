@@ -7,6 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from service.engines.base import Sampling
 from service.engines.values import bounds, truncation
 
@@ -36,6 +39,17 @@ def isa() -> str | None:
 
 def supports(s: Sampling) -> bool:
     return CORE is not None and s.scheme.law.kind in KINDS
+
+
+def standard_normals(count: int, seed: int, stream: int) -> npt.NDArray[np.float64]:
+    """N(0, 1) values [0, count) of a stream in float64, 52-bit uniforms: what
+    `rng.normal_ppf(rng.uniform(..., wide=True))` gives (z * 1 + 0 is z: Φ⁻¹ never gives -0),
+    without that path's float64 temporaries."""
+    if CORE is None:
+        raise RuntimeError("the fused kernel was not built")
+    out = np.empty(count, dtype=np.float64)
+    CORE.generate(out, KINDS["normal"], 0, count, seed, stream, 1, 0.0, 1.0, *(0.0,) * 6, 1.0)
+    return out
 
 
 class FastKernel:

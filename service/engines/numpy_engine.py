@@ -12,7 +12,7 @@ import numpy.typing as npt
 from service.dtypes import DType
 from service.engines import structured
 from service.engines.base import Sampling, blank_rows
-from service.engines.fast import FastKernel, available, supports
+from service.engines.fast import FastKernel, available, standard_normals, supports
 from service.engines.values import STRUCTURED_KINDS, values
 
 E4M3_MAX = 448.0  # largest finite float8_e4m3fn; torch saturates there, so do we
@@ -82,7 +82,7 @@ class NumpyEngine:
         self.chunk = chunk
         self.ops = NumpyOps()
         self.kernel = FastKernel(threads) if fast and available() else None
-        self.memo = structured.Memo()
+        self.memo = structured.Memo(draw=standard_normals if self.kernel else None)
 
     @property
     def fast(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -19,48 +20,87 @@ from service.engines.base import Sampling
 F64 = npt.NDArray[np.float64]
 
 
-def normals(ops: rng.ArrayOps, s: Sampling, count: int) -> F64:
+Normals = Callable[[int, int, int], F64]  # (count, seed, stream) -> N(0, 1) in float64
+
+
+def normals(ops: rng.ArrayOps, s: Sampling, count: int, draw: Normals | None = None) -> F64:
+    """N(0, 1) values [0, count) of the stream, from 52-bit uniforms; `draw` (the fused
+    kernel's, where the engine has it) gives the same values without float64 temporaries."""
+    if draw is not None:
+        return draw(count, s.seed, s.stream)
     u = rng.uniform(ops, s.seed, s.stream, 0, count, wide=True)
     return np.asarray(rng.normal_ppf(ops, u), dtype=np.float64)
 
 
-def orthogonal_matrix(ops: rng.ArrayOps, s: Sampling, rows: int, cols: int) -> F64:
+def orthogonal_matrix(
+    ops: rng.ArrayOps, s: Sampling, rows: int, cols: int, draw: Normals | None = None
+) -> F64:
     """rows × cols with orthonormal columns (rows ≥ cols) or rows (rows < cols).
 
     Draw N(0,1) of shape (max, min), Q·sign(diag R) of its QR, transposed when rows < cols
     (Saxe et al. 2014; the recipe of torch, Keras and JAX).
     """
     big, small = max(rows, cols), min(rows, cols)
-    a = normals(ops, s, big * small).reshape(big, small)
+    a = normals(ops, s, big * small, draw).reshape(big, small)
     q, r = np.linalg.qr(a)
-    q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    q *= np.where(np.diag(r) < 0, -1.0, 1.0)  # in place: one matrix fewer at the peak
     return q.T if rows < cols else q
 
 
 class Memo:
-    """The last few structured tensors an engine built, so that the blocks of one stream share
-    one QR instead of each redoing it. Thread-safe; a key names everything the values depend on."""
+    """The structured tensors an engine built lately, so that the blocks of a stream (and the
+    streams of one tensor) share one QR instead of each redoing it. Bounded by bytes: the
+    largest tensor (MAX_QR_ELEMENTS float64, 32 MiB) fits twice in the default 64 MiB, layer-sized
+    ones by the dozen. Thread-safe: a tensor is built once however many streams want it (they
+    wait for its builder), and a hit never waits for a build. Builds take turns: the largest
+    peaks at ~160 MiB above its start (~270 MiB with the reference normals), so one at a time.
+    A key names everything the values depend on."""
 
-    def __init__(self, size: int = 2) -> None:
-        self.size, self.lock = size, threading.Lock()
+    def __init__(self, budget: int = 64 << 20, draw: Normals | None = None) -> None:
+        self.budget, self.held, self.draw = budget, 0, draw
+        self.builder = threading.Lock()  # one build at a time: a QR's peak memory, once
+        self.lock = threading.Lock()  # guards the three fields below; never held while building
         self.entries: OrderedDict[tuple[object, ...], F64] = OrderedDict()
+        self.building: dict[tuple[object, ...], threading.Event] = {}
+        self.builds = 0  # tensors built (the tests count QRs with it)
 
     def get(self, ops: rng.ArrayOps, s: Sampling) -> F64:
         p = s.scheme
         key = (p.law.kind, p.shape, p.kept_axis, p.gain, s.seed, s.stream)
-        with self.lock:  # one builder at a time: a second stream waits for the first's result
-            if key in self.entries:
-                self.entries.move_to_end(key)
-                return self.entries[key]
-            value = tensor(ops, s)
+        while True:
+            with self.lock:
+                if key in self.entries:
+                    self.entries.move_to_end(key)
+                    return self.entries[key]
+                pending = self.building.get(key)
+                if pending is None:
+                    done = self.building[key] = threading.Event()
+                    self.builds += 1
+                    break
+            pending.wait()  # its builder stored it (or failed: then build it here)
+        try:
+            with self.builder:
+                value = tensor(ops, s, self.draw)
             value.setflags(write=False)
-            self.entries[key] = value
-            if len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+            with self.lock:
+                self._keep(key, value)
             return value
+        finally:
+            with self.lock:
+                del self.building[key]
+            done.set()
+
+    def _keep(self, key: tuple[object, ...], value: F64) -> None:
+        if value.nbytes > self.budget:
+            return
+        self.entries[key] = value
+        self.held += value.nbytes
+        while self.held > self.budget:
+            _, old = self.entries.popitem(last=False)
+            self.held -= old.nbytes
 
 
-def tensor(ops: rng.ArrayOps, s: Sampling) -> F64:
+def tensor(ops: rng.ArrayOps, s: Sampling, draw: Normals | None = None) -> F64:
     """The whole tensor, float64, C order."""
     shape, gain = s.scheme.shape, s.scheme.gain or 1.0
     numel = math.prod(shape)
@@ -69,11 +109,12 @@ def tensor(ops: rng.ArrayOps, s: Sampling) -> F64:
     if s.scheme.law.kind == "orthogonal":
         kept = s.scheme.kept_axis if s.scheme.kept_axis is not None else len(shape) - 1
         cols = shape[kept]
-        m = orthogonal_matrix(ops, s, numel // cols, cols) * gain
+        m = orthogonal_matrix(ops, s, numel // cols, cols, draw)
+        m *= gain
         rest = tuple(d for i, d in enumerate(shape) if i != kept)
         return np.ascontiguousarray(np.moveaxis(m.reshape(*rest, cols), -1, kept)).reshape(-1)
     cin, cout = shape[-2], shape[-1]
     out = np.zeros(shape)
     centre = tuple((k - 1) // 2 for k in shape[:-2])
-    out[centre] = orthogonal_matrix(ops, s, cin, cout) * gain
+    out[centre] = orthogonal_matrix(ops, s, cin, cout, draw) * gain
     return out.reshape(-1)

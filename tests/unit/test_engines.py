@@ -19,7 +19,7 @@ from scipy import stats
 
 from service import rng, schemes
 from service.dtypes import DTYPES
-from service.engines import Engines, Sampling, fast
+from service.engines import Engines, Sampling, fast, structured
 from service.engines.numpy_engine import NUMPY_DTYPES, NumpyEngine, NumpyOps
 from service.engines.numpy_engine import cast as numpy_cast
 from service.engines.torch_engine import TorchEngine
@@ -214,6 +214,113 @@ def test_delta_orthogonal_has_an_orthogonal_centre_tap() -> None:
     assert np.allclose(centre @ centre.T, 4.0 * np.eye(4), atol=1e-5)
     w[1, 1] = 0
     assert not w.any()
+
+
+def test_the_memo_builds_a_tensor_once_for_all_its_streams() -> None:
+    """Streams of one orthogonal tensor share one QR, whoever asks first; more streams than the
+    old count limit (2) keep theirs while they fit the byte budget."""
+    import threading
+
+    memo = structured.Memo()
+    ops = NumpyOps()
+    shapes = [(60 + i, 40) for i in range(6)]  # 6 tensors of ~20 KB: all fit in 64 MiB
+    samplings = [sampling("orthogonal", sh, "torch", dtype="float64") for sh in shapes]
+    got: list[list[npt.NDArray[np.float64]]] = [[] for _ in samplings]
+
+    def stream(i: int) -> None:
+        for _ in range(4):  # four blocks each
+            got[i].append(memo.get(ops, samplings[i]))
+
+    threads = [threading.Thread(target=stream, args=(i % 6,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert memo.builds == 6
+    for i, values_ in enumerate(got):
+        assert all(v is values_[0] for v in values_)
+        assert np.array_equal(values_[0], structured.tensor(ops, samplings[i]))
+    assert memo.held == sum(v[0].nbytes for v in got)
+
+
+def test_the_memo_keeps_to_its_byte_budget_and_never_waits_on_another_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    ops = NumpyOps()
+    small = sampling("orthogonal", (40, 30), "torch", dtype="float64")  # 9,600 bytes
+    other = sampling("orthogonal", (41, 30), "torch", dtype="float64")
+    memo = structured.Memo(budget=15_000)  # room for one of them
+    first = memo.get(ops, small)
+    release, started = threading.Event(), threading.Event()
+    build = structured.tensor
+
+    def slow(
+        o: rng.ArrayOps, s: Sampling, draw: structured.Normals | None = None
+    ) -> npt.NDArray[np.float64]:
+        started.set()
+        assert release.wait(10)
+        return build(o, s, draw)
+
+    monkeypatch.setattr(structured, "tensor", slow)
+    builder = threading.Thread(target=memo.get, args=(ops, other))
+    builder.start()
+    assert started.wait(10)
+    assert memo.get(ops, small) is first  # a hit, answered while the other is being built
+    release.set()
+    builder.join()
+    assert list(memo.entries) == [memo_key(other)]  # over budget: the older one went
+    assert memo.held == 41 * 30 * 8
+
+
+def memo_key(s: Sampling) -> tuple[object, ...]:
+    p = s.scheme
+    return (p.law.kind, p.shape, p.kept_axis, p.gain, s.seed, s.stream)
+
+
+def test_a_failed_build_lets_a_waiting_stream_build_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    ops = NumpyOps()
+    s = sampling("orthogonal", (40, 30), "torch", dtype="float64")
+    memo = structured.Memo()
+    started, release = threading.Event(), threading.Event()
+    build = structured.tensor
+    calls: list[int] = []
+
+    def flaky(
+        o: rng.ArrayOps, x: Sampling, draw: structured.Normals | None = None
+    ) -> npt.NDArray[np.float64]:
+        calls.append(1)
+        if len(calls) == 1:
+            started.set()
+            assert release.wait(10)
+            raise MemoryError("the first build fails")
+        return build(o, x, draw)
+
+    monkeypatch.setattr(structured, "tensor", flaky)
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            memo.get(ops, s)
+        except MemoryError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert started.wait(10)
+    waiting: list[npt.NDArray[np.float64]] = []
+    w = threading.Thread(target=lambda: waiting.append(memo.get(ops, s)))
+    w.start()
+    release.set()
+    t.join()
+    w.join()
+    assert len(errors) == 1
+    assert len(waiting) == 1
+    assert np.array_equal(waiting[0], build(ops, s))
+    assert not memo.building
 
 
 # --- casts --------------------------------------------------------------------------------
