@@ -506,15 +506,20 @@ KERNEL_CASES = [
 ]
 
 
-def kernel_digests() -> list[str]:
-    """SHA-256 of every law of KERNEL_CASES in float32, float64 and bfloat16, from the fused
-    kernel, over [3, n - 5) (the start not on a Philox block, the end not on a vector)."""
+FAR = 2**40 + 3  # an element offset whose block counters fill both words (c0 and c1)
+
+
+def kernel_digests(engine: NumpyEngine | None = None) -> list[str]:
+    """SHA-256 of every law of KERNEL_CASES in float32, float64 and bfloat16 over [3, n - 5)
+    (the start not on a Philox block, the end not on a vector) and over 2,997 values from FAR,
+    from `engine` (default: the fused kernel, on one thread)."""
+    engine = engine or NumpyEngine(threads=1)
     out = []
-    engine = NumpyEngine(threads=1)
     for scheme, shape, convention, params in KERNEL_CASES:
         for dtype in ("float32", "float64", "bfloat16"):
             s = sampling(scheme, shape, convention, params, 99, "w", dtype)
-            out.append(hashlib.sha256(engine.generate(s, 3, s.numel - 5)).hexdigest())
+            for start, stop in ((3, s.numel - 5), (FAR, FAR + 2997)):
+                out.append(hashlib.sha256(engine.generate(s, start, stop)).hexdigest())
     return out
 
 
@@ -542,11 +547,6 @@ def test_every_build_of_the_kernel_gives_the_same_bytes(build: str) -> None:
     )
     isa, digests = json.loads(other.stdout)
     assert isa == build
-    reference = NumpyEngine(fast=False)
-    expected = []
-    for scheme, shape, convention, params in KERNEL_CASES:
-        for dtype in ("float32", "float64", "bfloat16"):
-            s = sampling(scheme, shape, convention, params, 99, "w", dtype)
-            expected.append(hashlib.sha256(reference.generate(s, 3, s.numel - 5)).hexdigest())
+    expected = kernel_digests(NumpyEngine(fast=False))
     assert digests == expected
     assert kernel_digests() == expected  # and the build this process runs
