@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     max_streams: int = Field(4, ge=1, description="tensor streams generated at once")
     block_elements: int = Field(1 << 20, ge=1024, description="elements generated per block")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="request body size")
+    plan_cache_bytes: int = Field(
+        32 << 20, ge=0, description="memory for the plans of repeated GET URLs (0: none kept)"
+    )
     engine: Literal["numpy", "torch"] = Field(
         "numpy", description="CPU engine; torch also serves CUDA when a device is present"
     )

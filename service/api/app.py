@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engines: Engines = app.state.engines
     kernel = engines.cpu is engines.numpy and engines.numpy.fast
     app.state.metrics.kernel_in_use(fast.isa() if kernel else None)
-    app.state.plans = PlanCache()
+    app.state.plans = PlanCache(settings.plan_cache_bytes)
     problems.install(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -16,14 +16,26 @@ from service.api.respond import Payload, respond
 Key = tuple[str, str, str]  # path, query string as sent, Accept
 
 
-class PlanCache:
-    """Payloads and headers by URL and Accept, least recently used out. Bounded by tensors
-    (a bundle counts its members), so that a few big bundles cannot hold much memory."""
+PER_TENSOR = 4096  # bytes a plan holds besides its texts (spec, scheme, dicts): ~5 KB measured
 
-    def __init__(self, tensors: int = 1 << 16) -> None:
-        self.capacity = tensors
+
+def cost(key: Key, payload: Payload, headers: dict[str, str]) -> int:
+    """Bytes an entry holds, estimated: a constant per tensor, and its texts four times over
+    (the query and headers as strings, and again inside the plan's dicts and header)."""
+    texts = sum(map(len, key)) + sum(len(k) + len(v) for k, v in headers.items())
+    return PER_TENSOR * payload.tensors + 4 * (texts + len(payload.header))
+
+
+class PlanCache:
+    """Payloads and headers by URL and Accept, least recently used out, within a byte budget
+    (WEIGHTGEN_PLAN_CACHE_BYTES, estimated by `cost`; the default 32 MiB holds some 4,000 small
+    tensors' plans; an entry over a quarter of it, such as a bundle of more than ~2,000 members,
+    is not kept): long queries (`zero_rows`) and big bundles count for what they hold."""
+
+    def __init__(self, budget: int = 32 << 20) -> None:
+        self.budget = budget
         self.held = 0
-        self.entries: OrderedDict[Key, tuple[Payload, dict[str, str]]] = OrderedDict()
+        self.entries: OrderedDict[Key, tuple[Payload, dict[str, str], int]] = OrderedDict()
 
     @staticmethod
     def key(scope: Scope) -> Key | None:
@@ -37,18 +49,20 @@ class PlanCache:
         if key is None or key not in self.entries:
             return None
         self.entries.move_to_end(key)
-        return self.entries[key]
+        payload, headers, _ = self.entries[key]
+        return payload, headers
 
     def put(self, key: Key | None, payload: Payload, headers: dict[str, str]) -> None:
         if key is None or payload.seed_source != "request" or key in self.entries:
             return  # a seed the service drew is a new answer each time
-        if payload.tensors > self.capacity:
+        size = cost(key, payload, headers)
+        if size > self.budget // 4:  # one entry never pushes out most of the others
             return
-        self.entries[key] = (payload, headers)
-        self.held += payload.tensors
-        while self.held > self.capacity:
-            _, (old, _) = self.entries.popitem(last=False)
-            self.held -= old.tensors
+        self.entries[key] = (payload, headers, size)
+        self.held += size
+        while self.held > self.budget:
+            _, (_, _, old) = self.entries.popitem(last=False)
+            self.held -= old
 
 
 def remember(request: Request, payload: Payload, headers: dict[str, str]) -> None:

@@ -37,6 +37,8 @@ class Payload(Protocol):
     def light(self) -> bool: ...  # may be generated inline, on the event loop
     @property
     def tensors(self) -> int: ...  # how many: 1, or a bundle's members
+    @property
+    def header(self) -> bytes: ...  # the format's header, the payload's first bytes
     def spans(self, start: int, stop: int, block: int) -> Iterator[bytes | Span]: ...
 
 

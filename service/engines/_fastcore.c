@@ -577,8 +577,7 @@ static PyObject *generate(PyObject *self, PyObject *args) {
         return NULL;
     j.seed = seed;
     j.stream = stream;
-    Py_ssize_t need = (Py_ssize_t)(stop - start) * (j.wide ? 8 : 4);
-    if (stop < start || buf.len < need || j.kind < 0 || j.kind > 2) {
+    if (stop < start || stop - start > buf.len / (j.wide ? 8 : 4) || j.kind < 0 || j.kind > 2) {
         PyBuffer_Release(&buf);
         PyErr_SetString(PyExc_ValueError, "bad range, kind or buffer size");
         return NULL;
@@ -606,8 +605,19 @@ PyMODINIT_FUNC PyInit__fastcore(void) {
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
         isa = 2;
     const char *cap = getenv("WEIGHTGEN_KERNEL");
-    for (int i = 0; cap != NULL && i < isa; i++)
-        if (strcmp(cap, ISA_NAMES[i]) == 0) isa = i;
+    if (cap != NULL && *cap != '\0') {
+        int wanted = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(cap, ISA_NAMES[i]) == 0) wanted = i;
+        if (wanted < 0 || wanted > isa) {
+            const char *why = wanted < 0 ? "is not portable, avx2 or avx512" : "is beyond this CPU";
+            if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "WEIGHTGEN_KERNEL=%s %s; the %s build runs",
+                                 cap, why, ISA_NAMES[isa]) < 0)
+                return NULL;
+        } else {
+            isa = wanted;
+        }
+    }
     make_tables();
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddStringConstant(m, "isa", ISA_NAMES[isa]) < 0) {

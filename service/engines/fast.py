@@ -33,7 +33,8 @@ def available() -> bool:
 
 
 def isa() -> str | None:
-    """Which build of the kernel runs: "avx512" (intrinsics) or "portable" (C), None if none."""
+    """Which build of the kernel runs: "avx512" or "avx2" (intrinsics) or "portable" (C);
+    None where it was not built."""
     return None if CORE is None else str(CORE.isa)
 
 

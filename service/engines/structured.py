@@ -47,6 +47,14 @@ def orthogonal_matrix(
     return q.T if rows < cols else q
 
 
+class _Build:
+    """A tensor being built: its waiters wake on `done` and take `value` (None if it failed)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: F64 | None = None
+
+
 class Memo:
     """The structured tensors an engine built lately, so that the blocks of a stream (and the
     streams of one tensor) share one QR instead of each redoing it. Bounded by bytes: the
@@ -61,7 +69,7 @@ class Memo:
         self.builder = threading.Lock()  # one build at a time: a QR's peak memory, once
         self.lock = threading.Lock()  # guards the three fields below; never held while building
         self.entries: OrderedDict[tuple[object, ...], F64] = OrderedDict()
-        self.building: dict[tuple[object, ...], threading.Event] = {}
+        self.building: dict[tuple[object, ...], _Build] = {}
         self.builds = 0  # tensors built (the tests count QRs with it)
 
     def get(self, ops: rng.ArrayOps, s: Sampling) -> F64:
@@ -74,21 +82,25 @@ class Memo:
                     return self.entries[key]
                 pending = self.building.get(key)
                 if pending is None:
-                    done = self.building[key] = threading.Event()
+                    mine = self.building[key] = _Build()
                     self.builds += 1
                     break
-            pending.wait()  # its builder stored it (or failed: then build it here)
+            pending.done.wait()
+            if pending.value is not None:  # kept or not (too big, evicted since), it is the value
+                return pending.value
+            # its builder failed: try again (one waiter builds, the others wait for it)
         try:
             with self.builder:
                 value = tensor(ops, s, self.draw)
             value.setflags(write=False)
+            mine.value = value
             with self.lock:
                 self._keep(key, value)
             return value
         finally:
             with self.lock:
                 del self.building[key]
-            done.set()
+            mine.done.set()
 
     def _keep(self, key: tuple[object, ...], value: F64) -> None:
         if value.nbytes > self.budget:
@@ -102,7 +114,8 @@ class Memo:
 
 def tensor(ops: rng.ArrayOps, s: Sampling, draw: Normals | None = None) -> F64:
     """The whole tensor, float64, C order."""
-    shape, gain = s.scheme.shape, s.scheme.gain or 1.0
+    shape = s.scheme.shape
+    gain = 1.0 if s.scheme.gain is None else s.scheme.gain  # 0 is a gain: torch gives zeros
     numel = math.prod(shape)
     if numel == 0:
         return np.zeros(0)

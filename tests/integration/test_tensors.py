@@ -339,34 +339,55 @@ def test_repeated_urls_reuse_their_plan_and_answer_the_same(client: TestClient) 
     assert "content-range" not in client.get(url).headers
 
 
-def test_the_plan_cache_is_bounded_by_tensors() -> None:
+def test_the_plan_cache_keeps_to_its_byte_budget() -> None:
     from types import SimpleNamespace
     from typing import cast
 
-    from service.api.cache import PlanCache
+    from service.api.cache import PlanCache, cost
     from service.api.respond import Payload
 
-    def payload(tensors: int, source: str = "request") -> Payload:
-        return cast(Payload, SimpleNamespace(tensors=tensors, seed_source=source))
+    def payload(tensors: int = 1, source: str = "request", header: bytes = b"") -> Payload:
+        return cast(Payload, SimpleNamespace(tensors=tensors, seed_source=source, header=header))
 
-    cache = PlanCache(tensors=10)
-    cache.put(("/a", "", ""), payload(4), {})
-    cache.put(("/b", "", ""), payload(4), {})
-    cache.put(("/service", "", ""), payload(1, "service"), {})  # a drawn seed: not kept
-    assert list(cache.entries) == [("/a", "", ""), ("/b", "", "")]
-    assert cache.get(("/a", "", "")) is not None  # /a is now the most recent
-    cache.put(("/c", "", ""), payload(4), {})  # 12 > 10: the least recent (/b) goes
-    assert list(cache.entries) == [("/a", "", ""), ("/c", "", "")]
-    assert cache.held == 8
-    cache.put(("/huge", "", ""), payload(11), {})  # larger than the whole cache: not kept
-    assert cache.held == 8
+    def key(path: str) -> tuple[str, str, str]:
+        return (path, "", "")
+
+    one = cost(key("/a"), payload(), {})
+    assert one == 4096 + 4 * 2
+    cache = PlanCache(budget=5 * one)
+    for path in ("/a", "/b", "/c", "/d", "/e"):
+        cache.put(key(path), payload(), {})
+    cache.put(key("/s"), payload(source="service"), {})  # a drawn seed: never kept
+    assert cache.held == 5 * one
+    assert cache.get(key("/a")) is not None  # /a is now the most recent
+    cache.put(key("/f"), payload(), {})  # over budget: the least recent (/b) goes
+    assert [k[0] for k in cache.entries] == ["/c", "/d", "/e", "/a", "/f"]
+    assert cache.held == 5 * one
+    big = payload(header=b"x" * 3000)  # its texts count four times: over a quarter of it all
+    cache.put(key("/big"), big, {})
+    assert key("/big") not in cache.entries
+    bundle = payload(tensors=2)  # a bundle counts its members
+    assert cost(key("/g"), bundle, {"ETag": "x"}) == 2 * 4096 + 4 * (2 + 5)
     assert cache.get(None) is None
+
+
+def test_long_queries_cost_the_plan_cache_what_they_hold(client: TestClient) -> None:
+    """Entries are measured, not counted: URLs with a long zero_rows fill the budget sooner."""
+    plans = client.app.state.plans  # type: ignore[attr-defined]
+    rows = ",".join(str(i) for i in range(1024))
+    for seed in range(3):
+        url = f"/v1/tensors/zeros?shape=2048,1&seed={seed}&zero_rows={rows}&format=safetensors"
+        assert client.head(url).status_code == 200
+    sizes = [size for _, _, size in plans.entries.values()]
+    assert len(sizes) == 3
+    assert all(size > 40_000 for size in sizes)
+    assert plans.held == sum(sizes)
 
 
 def test_planned_urls_take_the_fast_lane_with_the_same_answers(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A cached URL is answered by tensors.CachedUrls, before routing: the route (which parses
+    """A cached URL is answered by cache.CachedUrls, before routing: the route (which parses
     the query) runs once per URL, and every answer is the one the route gave."""
     from service.api import tensors
 

@@ -207,6 +207,13 @@ def test_orthogonal_is_orthogonal_with_the_gain(
     assert values(s).std() == pytest.approx(s.scheme.law.effective_std, rel=0.05)
 
 
+@pytest.mark.parametrize("engine", [NUMPY, TORCH], ids=["numpy", "torch"])
+def test_orthogonal_with_gain_zero_is_zeros(engine: NumpyEngine | TorchEngine) -> None:
+    """torch.nn.init.orthogonal_(w, gain=0) and Keras' Orthogonal(gain=0) give zeros."""
+    s = sampling("orthogonal", (4, 6), "torch", Params(gain=0.0), dtype="float64")
+    assert not values(s, engine).any()
+
+
 def test_delta_orthogonal_has_an_orthogonal_centre_tap() -> None:
     s = sampling("delta_orthogonal", (3, 3, 4, 6), "jax", Params(gain=2.0), dtype="float64")
     w = values(s).reshape(3, 3, 4, 6)
@@ -272,6 +279,58 @@ def test_the_memo_keeps_to_its_byte_budget_and_never_waits_on_another_build(
     builder.join()
     assert list(memo.entries) == [memo_key(other)]  # over budget: the older one went
     assert memo.held == 41 * 30 * 8
+
+
+def test_waiters_take_the_builders_value_even_when_it_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tensor larger than the budget is not kept, yet the streams that waited for its build
+    take that build's value instead of each redoing it."""
+    import threading
+
+    ops = NumpyOps()
+    s = sampling("orthogonal", (40, 30), "torch", dtype="float64")
+    memo = structured.Memo(budget=100)  # smaller than any tensor
+    release, started = threading.Event(), threading.Event()
+    build = structured.tensor
+
+    def slow(
+        o: rng.ArrayOps, x: Sampling, draw: structured.Normals | None = None
+    ) -> npt.NDArray[np.float64]:
+        started.set()
+        assert release.wait(10)
+        return build(o, x, draw)
+
+    waiting = threading.Semaphore(0)
+
+    class Counted(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waiting.release()
+            return super().wait(timeout)
+
+    class Build(structured._Build):
+        def __init__(self) -> None:
+            super().__init__()
+            self.done = Counted()
+
+    monkeypatch.setattr(structured, "tensor", slow)
+    monkeypatch.setattr(structured, "_Build", Build)
+    got: list[npt.NDArray[np.float64]] = []
+    first = threading.Thread(target=lambda: got.append(memo.get(ops, s)))
+    first.start()
+    assert started.wait(10)
+    waiters = [threading.Thread(target=lambda: got.append(memo.get(ops, s))) for _ in range(3)]
+    for w in waiters:
+        w.start()
+    for _ in waiters:  # all three are waiting for the build
+        assert waiting.acquire(timeout=10)
+    release.set()
+    for t in [first, *waiters]:
+        t.join()
+    assert len(got) == 4
+    assert all(v is got[0] for v in got)
+    assert memo.builds == 1
+    assert not memo.entries
 
 
 def memo_key(s: Sampling) -> tuple[object, ...]:
@@ -521,6 +580,23 @@ def kernel_digests(engine: NumpyEngine | None = None) -> list[str]:
             for start, stop in ((3, s.numel - 5), (FAR, FAR + 2997)):
                 out.append(hashlib.sha256(engine.generate(s, start, stop)).hexdigest())
     return out
+
+
+@pytest.mark.parametrize("value", ["AVX2", "sse9"])
+def test_a_kernel_choice_it_cannot_take_is_said_not_ignored(value: str) -> None:
+    import subprocess
+    import sys
+
+    if not fast.available():
+        pytest.skip("the fused kernel was not built here")
+    code = "from service.engines import fast; print(fast.isa())"
+    env = {**os.environ, "WEIGHTGEN_KERNEL": value}
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
+    )
+    assert r.stdout.strip() == fast.isa()  # the best build runs
+    assert f"WEIGHTGEN_KERNEL={value} is not portable, avx2 or avx512" in r.stderr
 
 
 @pytest.mark.parametrize("build", ["avx2", "portable"])
