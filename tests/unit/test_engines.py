@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -226,7 +227,6 @@ def test_delta_orthogonal_has_an_orthogonal_centre_tap() -> None:
 def test_the_memo_builds_a_tensor_once_for_all_its_streams() -> None:
     """Streams of one orthogonal tensor share one QR, whoever asks first; more streams than the
     old count limit (2) keep theirs while they fit the byte budget."""
-    import threading
 
     memo = structured.Memo()
     ops = NumpyOps()
@@ -250,27 +250,39 @@ def test_the_memo_builds_a_tensor_once_for_all_its_streams() -> None:
     assert memo.held == sum(v[0].nbytes for v in got)
 
 
+def gate_builds(
+    monkeypatch: pytest.MonkeyPatch, fail_first: bool = False
+) -> tuple[threading.Event, threading.Event]:
+    """structured.tensor made to set `started` and wait for `release` on its first call (which
+    raises MemoryError then, with `fail_first`); later calls build at once."""
+    started, release = threading.Event(), threading.Event()
+    build = structured.tensor
+    calls: list[int] = []
+
+    def gated(
+        o: rng.ArrayOps, x: Sampling, draw: structured.Normals | None = None
+    ) -> npt.NDArray[np.float64]:
+        calls.append(1)
+        if len(calls) == 1:
+            started.set()
+            assert release.wait(10)
+            if fail_first:
+                raise MemoryError("the first build fails")
+        return build(o, x, draw)
+
+    monkeypatch.setattr(structured, "tensor", gated)
+    return started, release
+
+
 def test_the_memo_keeps_to_its_byte_budget_and_never_waits_on_another_build(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import threading
-
     ops = NumpyOps()
     small = sampling("orthogonal", (40, 30), "torch", dtype="float64")  # 9,600 bytes
     other = sampling("orthogonal", (41, 30), "torch", dtype="float64")
     memo = structured.Memo(budget=15_000)  # room for one of them
     first = memo.get(ops, small)
-    release, started = threading.Event(), threading.Event()
-    build = structured.tensor
-
-    def slow(
-        o: rng.ArrayOps, s: Sampling, draw: structured.Normals | None = None
-    ) -> npt.NDArray[np.float64]:
-        started.set()
-        assert release.wait(10)
-        return build(o, s, draw)
-
-    monkeypatch.setattr(structured, "tensor", slow)
+    started, release = gate_builds(monkeypatch)
     builder = threading.Thread(target=memo.get, args=(ops, other))
     builder.start()
     assert started.wait(10)
@@ -286,21 +298,10 @@ def test_waiters_take_the_builders_value_even_when_it_is_not_kept(
 ) -> None:
     """A tensor larger than the budget is not kept, yet the streams that waited for its build
     take that build's value instead of each redoing it."""
-    import threading
 
     ops = NumpyOps()
     s = sampling("orthogonal", (40, 30), "torch", dtype="float64")
     memo = structured.Memo(budget=100)  # smaller than any tensor
-    release, started = threading.Event(), threading.Event()
-    build = structured.tensor
-
-    def slow(
-        o: rng.ArrayOps, x: Sampling, draw: structured.Normals | None = None
-    ) -> npt.NDArray[np.float64]:
-        started.set()
-        assert release.wait(10)
-        return build(o, x, draw)
-
     waiting = threading.Semaphore(0)
 
     class Counted(threading.Event):
@@ -313,7 +314,7 @@ def test_waiters_take_the_builders_value_even_when_it_is_not_kept(
             super().__init__()
             self.done = Counted()
 
-    monkeypatch.setattr(structured, "tensor", slow)
+    started, release = gate_builds(monkeypatch)
     monkeypatch.setattr(structured, "_Build", Build)
     got: list[npt.NDArray[np.float64]] = []
     first = threading.Thread(target=lambda: got.append(memo.get(ops, s)))
@@ -339,26 +340,11 @@ def memo_key(s: Sampling) -> tuple[object, ...]:
 
 
 def test_a_failed_build_lets_a_waiting_stream_build_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
     ops = NumpyOps()
     s = sampling("orthogonal", (40, 30), "torch", dtype="float64")
     memo = structured.Memo()
-    started, release = threading.Event(), threading.Event()
     build = structured.tensor
-    calls: list[int] = []
-
-    def flaky(
-        o: rng.ArrayOps, x: Sampling, draw: structured.Normals | None = None
-    ) -> npt.NDArray[np.float64]:
-        calls.append(1)
-        if len(calls) == 1:
-            started.set()
-            assert release.wait(10)
-            raise MemoryError("the first build fails")
-        return build(o, x, draw)
-
-    monkeypatch.setattr(structured, "tensor", flaky)
+    started, release = gate_builds(monkeypatch, fail_first=True)
     errors: list[BaseException] = []
 
     def first() -> None:
