@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for prefix, param in CachedUrls.PREFIXES.items()
     }
     # outermost last: request ids wrap everything, so 401s and 413s carry one too; the
-    # fast lane of planned tensor URLs first, innermost
+    # fast lane of planned tensor and bundle URLs first, innermost
     app.add_middleware(CachedUrls)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKeys, keys=settings.api_keys)
