@@ -26,13 +26,16 @@ test: $(BIN)/.installed system-tools
 	$(BIN)/mypy --strict service tests bench
 	$(BIN)/pytest -W error
 
-# nginx for the deployment tests, chromium for the playground's browser test; installed with
-# apt-get where that is possible (root, Debian), else those tests say they are skipped
+# nginx for the deployment tests, chromium for the playground's browser test, an aarch64 cross
+# compiler and qemu for the kernel's cross-architecture test; installed with apt-get where that
+# is possible (root, Debian), else those tests say they are skipped
+SYSTEM_TOOLS := nginx chromium gcc-aarch64-linux-gnu qemu-user
 system-tools:
-	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || \
+	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 && \
+	command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 || \
 	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx chromium; } >/dev/null 2>&1; } || \
-	echo "note: nginx or chromium is not installed; their tests will be skipped"
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_TOOLS); } >/dev/null 2>&1; } || \
+	echo "note: some of $(SYSTEM_TOOLS) is not installed; their tests will be skipped"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -16,9 +16,14 @@
  * (target clones for AVX2 and plain x86-64; its loops vectorize). WEIGHTGEN_KERNEL=avx2 or
  * =portable chooses a lower one, so the tests can compare them on one machine.
  */
+#ifndef WEIGHTGEN_NO_PYTHON /* tests/unit/test_kernel_arch.py builds the kernel alone */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#define X86 1 /* the SIMD builds; elsewhere (aarch64, …) the portable C build alone */
 #include <immintrin.h>
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -253,11 +258,14 @@ static inline __attribute__((always_inline)) void drive(const Job *j, void *out,
     }
 }
 
+#ifdef X86
 __attribute__((target_clones("avx2", "default")))
+#endif
 static void run(const Job *j, void *out, int64_t start, int64_t stop) {
     drive(j, out, start, stop, words, ppf, NULL);
 }
 
+#ifdef X86
 /* ---- SIMD builds: the same operations, four or eight lanes at a time ------------------------ */
 
 /* Φ⁻¹ in three passes over a chunk, in both SIMD builds. Pass 1, a vector of values at a time:
@@ -560,6 +568,9 @@ AVX2 static void run256(const Job *j, void *out, int64_t start, int64_t stop) {
     drive(j, out, start, stop, words256, ppf256, normal32_avx2);
 }
 
+#endif /* X86 */
+
+#ifndef WEIGHTGEN_NO_PYTHON
 /* the build that runs: 2 AVX-512 (F, VL, DQ, BW), 1 AVX2, 0 portable C; set at import to the
  * best the CPU has, or lower with WEIGHTGEN_KERNEL=portable|avx2 (the tests compare them) */
 static int isa = 0;
@@ -583,9 +594,12 @@ static PyObject *generate(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
+#ifdef X86
     if (isa == 2) run512(&j, buf.buf, start, stop);
     else if (isa == 1) run256(&j, buf.buf, start, stop);
-    else run(&j, buf.buf, start, stop);
+    else
+#endif
+        run(&j, buf.buf, start, stop);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buf);
     Py_RETURN_NONE;
@@ -596,14 +610,16 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastcore", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastcore", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__fastcore(void) {
+#ifdef X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) isa = 1;
     if (isa == 1 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
         isa = 2;
+#endif
     const char *cap = getenv("WEIGHTGEN_KERNEL");
     if (cap != NULL && *cap != '\0') {
         int wanted = -1;
@@ -618,7 +634,9 @@ PyMODINIT_FUNC PyInit__fastcore(void) {
             isa = wanted;
         }
     }
+#ifdef X86
     make_tables();
+#endif
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddStringConstant(m, "isa", ISA_NAMES[isa]) < 0) {
         Py_DECREF(m);
@@ -626,3 +644,4 @@ PyMODINIT_FUNC PyInit__fastcore(void) {
     }
     return m;
 }
+#endif /* WEIGHTGEN_NO_PYTHON */
