@@ -95,6 +95,12 @@ class TorchEngine:
     def generate(
         self, sampling: Sampling, start: int, stop: int, device: str = "cpu"
     ) -> memoryview:
+        host = self.fill(sampling, start, stop, device).cpu().contiguous().view(torch.uint8)
+        return blank_rows(host.numpy().data, sampling, start, stop)
+
+    def fill(self, sampling: Sampling, start: int, stop: int, device: str = "cpu") -> torch.Tensor:
+        """Values [start, stop) as a tensor of the sampling's dtype on `device` (zero_rows not
+        yet blanked: `generate` does that on the host bytes)."""
         dev = torch.device(device)
         ops = TorchOps(dev)
         dtype = TORCH_DTYPES[sampling.dtype.name]
@@ -108,5 +114,4 @@ class TorchEngine:
             for lo in range(start, stop, self.chunk):
                 hi = min(lo + self.chunk, stop)
                 out[lo - start : hi - start] = cast(values(ops, sampling, lo, hi), sampling.dtype)
-        host = out.cpu().contiguous().view(torch.uint8)
-        return blank_rows(host.numpy().data, sampling, start, stop)
+        return out

@@ -519,6 +519,16 @@ def test_cuda_gives_the_cpu_bytes(
     assert TORCH.generate(s, 0, s.numel, "cuda") == NUMPY.generate(s, 0, s.numel)
 
 
+def test_the_cuda_benchmarks_identity_check_works_on_the_cpu() -> None:
+    """bench.cuda is run once where a device is lent; its comparison is checked here, with the
+    torch engine on the CPU in the device's place."""
+    from bench.cuda import identity
+
+    results = identity("cpu", 1 << 14)
+    assert len(results) == 12
+    assert all(equal for _, _, equal in results)
+
+
 # --- the fused C kernel -------------------------------------------------------------------
 
 
