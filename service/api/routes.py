@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -135,6 +136,14 @@ async def get_bundle(manifest: str, request: Request, describe: bool = False) ->
     """The bundle whose manifest the URL carries (from describe's `url`); Range, HEAD and
     If-None-Match work as for tensors; `describe=true` answers the JSON description."""
     # a URL already planned never gets here: service.api.cache.CachedUrls answers it
+    unknown = [
+        {"type": "extra_forbidden", "loc": ("query", key), "msg": "Extra inputs are not permitted"}
+        | {"input": request.query_params[key]}
+        for key in request.query_params
+        if key != "describe"
+    ]
+    if unknown:  # as for tensors: a misspelt parameter is refused, not ignored
+        raise RequestValidationError(unknown)
     body = bundles.decode(manifest)
     if describe:
         made = await anyio.to_thread.run_sync(bundles.make, body, request)

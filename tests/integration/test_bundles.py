@@ -238,6 +238,16 @@ def test_describe_url_ranges_and_validators(client: TestClient) -> None:
     assert client.get(url + "?describe=true").json()["etag"] == d["etag"]
 
 
+def test_a_bundle_url_refuses_parameters_it_does_not_know(client: TestClient) -> None:
+    url = client.post("/v1/bundles/describe", json=BLOCK).json()["url"]
+    r = client.get(url + "?seed=3&describe=false")
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {"pointer": "#/seed", "detail": "Extra inputs are not permitted", "received": "'3'"}
+    ]
+    assert client.get(url + "?describe=false").status_code == 200
+
+
 def test_a_bundle_url_is_planned_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bundle's GET URL pins its seed in the manifest: its plan is kept, and the ranges a
     parallel download sends are answered from it (service.api.cache), with the same bytes."""
