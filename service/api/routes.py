@@ -132,18 +132,23 @@ def describe_bundle(body: BundleRequest, request: Request) -> BundleDescribeResp
     tags=["bundles"],
     operation_id="head_bundle",
 )
-async def get_bundle(manifest: str, request: Request, describe: bool = False) -> Response:
+async def get_bundle(
+    manifest: str,
+    request: Request,
+    describe: bool = False,  # in the OpenAPI document; read_query reads it, repeats refused
+) -> Response:
     """The bundle whose manifest the URL carries (from describe's `url`); Range, HEAD and
     If-None-Match work as for tensors; `describe=true` answers the JSON description."""
     # a URL already planned never gets here: service.api.cache.CachedUrls answers it
-    unknown = [
-        {"type": "extra_forbidden", "loc": ("query", key), "msg": "Extra inputs are not permitted"}
-        | {"input": request.query_params[key]}
-        for key in request.query_params
-        if key != "describe"
-    ]
-    if unknown:  # as for tensors: a misspelt parameter is refused, not ignored
-        raise RequestValidationError(unknown)
+    params, describe = tensors.read_query(request)  # as for tensor URLs: repeats refused
+    if params:  # and a misspelt parameter is refused, not ignored
+        extra = "Extra inputs are not permitted"
+        raise RequestValidationError(
+            [
+                {"type": "extra_forbidden", "loc": ("query", k), "msg": extra, "input": v}
+                for k, v in params.items()
+            ]
+        )
     body = bundles.decode(manifest)
     if describe:
         made = await anyio.to_thread.run_sync(bundles.make, body, request)

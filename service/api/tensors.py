@@ -50,8 +50,12 @@ def _split(value: str) -> list[int | str]:
     return [int(v) if DECIMAL.fullmatch(v) else v for v in items]
 
 
-def request_from_query(scheme: str, request: Request) -> tuple[TensorRequest, bool]:
-    """The GET query as a TensorRequest (unknown or repeated parameters are refused)."""
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")  # FastAPI's booleans
+
+
+def read_query(request: Request) -> tuple[dict[str, Any], bool]:
+    """A GET URL's query: its parameters (lists split) and whether `describe` is asked. A
+    repeated parameter, or a `describe` that is not a boolean, is refused (422)."""
     params: dict[str, Any] = {}
     describe = False
     errors: list[dict[str, Any]] = []
@@ -67,11 +71,26 @@ def request_from_query(scheme: str, request: Request) -> tuple[TensorRequest, bo
                 }
             )
         elif key == "describe":
-            describe = values[0].lower() in ("1", "true", "yes")
+            describe = values[0].lower() in TRUE
+            if not describe and values[0].lower() not in FALSE:
+                errors.append(
+                    {
+                        "type": "bool_parsing",
+                        "loc": ("query", key),
+                        "msg": f"Input should be a boolean ({', '.join(TRUE + FALSE)})",
+                        "input": values[0],
+                    }
+                )
         else:
             params[key] = _split(values[0]) if key in LIST_FIELDS else values[0]
     if errors:
         raise RequestValidationError(errors)
+    return params, describe
+
+
+def request_from_query(scheme: str, request: Request) -> tuple[TensorRequest, bool]:
+    """The GET query as a TensorRequest (unknown or repeated parameters are refused)."""
+    params, describe = read_query(request)
     try:
         return TensorRequest.model_validate({**params, "scheme": scheme}), describe
     except ValidationError as exc:

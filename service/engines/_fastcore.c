@@ -258,7 +258,7 @@ static inline __attribute__((always_inline)) void drive(const Job *j, void *out,
     }
 }
 
-#ifdef X86
+#if defined(X86) && !defined(WEIGHTGEN_NO_CLONES) /* the harness builds the plain one alone */
 __attribute__((target_clones("avx2", "default")))
 #endif
 static void run(const Job *j, void *out, int64_t start, int64_t stop) {

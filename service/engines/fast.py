@@ -3,6 +3,8 @@ threads. Same bytes as the reference path; `available()` says whether it was bui
 
 from __future__ import annotations
 
+import logging
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
@@ -18,10 +20,16 @@ MIN_SPLIT = 1 << 16  # elements below which one thread does it all
 
 
 def _load() -> ModuleType | None:
-    try:
-        from service.engines import _fastcore  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    # what the module warns about at import (a WEIGHTGEN_KERNEL it cannot take) is logged, so
+    # that -W error cannot turn a setting it overrides into a failed import
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        try:
+            from service.engines import _fastcore  # type: ignore[attr-defined]
+        except ImportError:
+            return None
+    for w in said:
+        logging.getLogger("weightgen.kernel").warning("%s", w.message)
     return _fastcore  # type: ignore[no-any-return]
 
 

@@ -246,6 +246,10 @@ def test_a_bundle_url_refuses_parameters_it_does_not_know(client: TestClient) ->
         {"pointer": "#/seed", "detail": "Extra inputs are not permitted", "received": "'3'"}
     ]
     assert client.get(url + "?describe=false").status_code == 200
+    twice = client.get(url + "?describe=true&describe=false")  # refused, as on tensor URLs
+    assert twice.status_code == 422
+    assert "given more than once" in twice.json()["detail"]
+    assert client.get(url + "?describe=maybe").status_code == 422
 
 
 def test_a_bundle_url_is_planned_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

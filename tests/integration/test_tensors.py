@@ -116,6 +116,12 @@ def test_describe_gives_the_url_etag_and_length_of_the_answer(client: TestClient
     assert len(r.content) == d["content_length"]
     assert "vary" not in r.headers  # the format is in the URL
     assert client.get(d["url"] + "&describe=true").json()["etag"] == d["etag"]
+    for yes in ("1", "yes", "on", "True"):  # FastAPI's booleans
+        assert client.get(d["url"] + f"&describe={yes}").json()["etag"] == d["etag"]
+    assert client.get(d["url"] + "&describe=off").content == r.content
+    maybe = client.get(d["url"] + "&describe=maybe")  # neither: refused, not read as false
+    assert maybe.status_code == 422
+    assert "Input should be a boolean" in maybe.json()["detail"]
 
 
 def test_a_service_picked_seed_is_returned_and_not_cached(client: TestClient) -> None:
