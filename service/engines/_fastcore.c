@@ -13,8 +13,9 @@
  *
  * Three builds of the same operations, the best the CPU has chosen at import (`isa`): `run512`
  * and `run256`, written with AVX-512 (F, VL, DQ, BW) and AVX2 intrinsics, and `run`, portable C
- * (target clones for AVX2 and plain x86-64; its loops vectorize). WEIGHTGEN_KERNEL=avx2 or
- * =portable chooses a lower one, so the tests can compare them on one machine.
+ * (target clones for AVX2 and plain x86-64; its loops vectorize; the only build on other CPUs,
+ * such as aarch64). WEIGHTGEN_KERNEL=avx2 or =portable chooses a lower one, so the tests can
+ * compare them on one machine.
  */
 #ifndef WEIGHTGEN_NO_PYTHON /* tests/unit/test_kernel_arch.py builds the kernel alone */
 #define PY_SSIZE_T_CLEAN
