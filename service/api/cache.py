@@ -11,6 +11,7 @@ from typing import ClassVar
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.middleware import header
 from service.api.respond import Payload, respond
 
 Key = tuple[str, str, str]  # path, query string as sent, Accept
@@ -38,12 +39,10 @@ class PlanCache:
         self.entries: OrderedDict[Key, tuple[Payload, dict[str, str], int]] = OrderedDict()
 
     @staticmethod
-    def key(scope: Scope) -> Key | None:
-        raw: bytes = scope["query_string"]
-        if b"describe" in raw:  # describe=true answers JSON; never served from here
-            return None
-        accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")
-        return scope["path"], raw.decode("latin-1"), accept.decode("latin-1")
+    def key(scope: Scope) -> Key:
+        """A describe=true URL has its own key, and is never put: its JSON never comes from here."""
+        query: bytes = scope["query_string"]
+        return scope["path"], query.decode("latin-1"), header(scope, b"accept") or ""
 
     def get(self, key: Key | None) -> tuple[Payload, dict[str, str]] | None:
         if key is None or key not in self.entries:
