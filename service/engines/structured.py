@@ -70,11 +70,15 @@ class Memo:
         self.lock = threading.Lock()  # guards the three fields below; never held while building
         self.entries: OrderedDict[tuple[object, ...], F64] = OrderedDict()
         self.building: dict[tuple[object, ...], _Build] = {}
-        self.builds = 0  # tensors built (the tests count QRs with it)
+
+    @staticmethod
+    def key(s: Sampling) -> tuple[object, ...]:
+        """Everything a structured tensor's values depend on."""
+        p = s.scheme
+        return (p.law.kind, p.shape, p.kept_axis, p.gain, s.seed, s.stream)
 
     def get(self, ops: rng.ArrayOps, s: Sampling) -> F64:
-        p = s.scheme
-        key = (p.law.kind, p.shape, p.kept_axis, p.gain, s.seed, s.stream)
+        key = self.key(s)
         while True:
             with self.lock:
                 if key in self.entries:
@@ -83,7 +87,6 @@ class Memo:
                 pending = self.building.get(key)
                 if pending is None:
                     mine = self.building[key] = _Build()
-                    self.builds += 1
                     break
             pending.done.wait()
             if pending.value is not None:  # kept or not (too big, evicted since), it is the value

@@ -224,12 +224,16 @@ def test_delta_orthogonal_has_an_orthogonal_centre_tap() -> None:
     assert not w.any()
 
 
-def test_the_memo_builds_a_tensor_once_for_all_its_streams() -> None:
+def test_the_memo_builds_a_tensor_once_for_all_its_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Streams of one orthogonal tensor share one QR, whoever asks first; more streams than the
     old count limit (2) keep theirs while they fit the byte budget."""
 
     memo = structured.Memo()
     ops = NumpyOps()
+    _, release, built = gate_builds(monkeypatch)
+    release.set()  # no waiting: only counting
     shapes = [(60 + i, 40) for i in range(6)]  # 6 tensors of ~20 KB: all fit in 64 MiB
     samplings = [sampling("orthogonal", sh, "torch", dtype="float64") for sh in shapes]
     got: list[list[npt.NDArray[np.float64]]] = [[] for _ in samplings]
@@ -243,7 +247,7 @@ def test_the_memo_builds_a_tensor_once_for_all_its_streams() -> None:
         t.start()
     for t in threads:
         t.join()
-    assert memo.builds == 6
+    assert len(built) == 6
     for i, values_ in enumerate(got):
         assert all(v is values_[0] for v in values_)
         assert np.array_equal(values_[0], structured.tensor(ops, samplings[i]))
@@ -252,9 +256,10 @@ def test_the_memo_builds_a_tensor_once_for_all_its_streams() -> None:
 
 def gate_builds(
     monkeypatch: pytest.MonkeyPatch, fail_first: bool = False
-) -> tuple[threading.Event, threading.Event]:
+) -> tuple[threading.Event, threading.Event, list[int]]:
     """structured.tensor made to set `started` and wait for `release` on its first call (which
-    raises MemoryError then, with `fail_first`); later calls build at once."""
+    raises MemoryError then, with `fail_first`); later calls build at once. The list grows by
+    one per call (per build)."""
     started, release = threading.Event(), threading.Event()
     build = structured.tensor
     calls: list[int] = []
@@ -271,7 +276,7 @@ def gate_builds(
         return build(o, x, draw)
 
     monkeypatch.setattr(structured, "tensor", gated)
-    return started, release
+    return started, release, calls
 
 
 def test_the_memo_keeps_to_its_byte_budget_and_never_waits_on_another_build(
@@ -282,14 +287,14 @@ def test_the_memo_keeps_to_its_byte_budget_and_never_waits_on_another_build(
     other = sampling("orthogonal", (41, 30), "torch", dtype="float64")
     memo = structured.Memo(budget=15_000)  # room for one of them
     first = memo.get(ops, small)
-    started, release = gate_builds(monkeypatch)
+    started, release, _ = gate_builds(monkeypatch)
     builder = threading.Thread(target=memo.get, args=(ops, other))
     builder.start()
     assert started.wait(10)
     assert memo.get(ops, small) is first  # a hit, answered while the other is being built
     release.set()
     builder.join()
-    assert list(memo.entries) == [memo_key(other)]  # over budget: the older one went
+    assert list(memo.entries) == [structured.Memo.key(other)]  # over budget: the older one went
     assert memo.held == 41 * 30 * 8
 
 
@@ -314,7 +319,7 @@ def test_waiters_take_the_builders_value_even_when_it_is_not_kept(
             super().__init__()
             self.done = Counted()
 
-    started, release = gate_builds(monkeypatch)
+    started, release, built = gate_builds(monkeypatch)
     monkeypatch.setattr(structured, "_Build", Build)
     got: list[npt.NDArray[np.float64]] = []
     first = threading.Thread(target=lambda: got.append(memo.get(ops, s)))
@@ -330,13 +335,8 @@ def test_waiters_take_the_builders_value_even_when_it_is_not_kept(
         t.join()
     assert len(got) == 4
     assert all(v is got[0] for v in got)
-    assert memo.builds == 1
+    assert len(built) == 1
     assert not memo.entries
-
-
-def memo_key(s: Sampling) -> tuple[object, ...]:
-    p = s.scheme
-    return (p.law.kind, p.shape, p.kept_axis, p.gain, s.seed, s.stream)
 
 
 def test_a_failed_build_lets_a_waiting_stream_build_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -344,7 +344,7 @@ def test_a_failed_build_lets_a_waiting_stream_build_it(monkeypatch: pytest.Monke
     s = sampling("orthogonal", (40, 30), "torch", dtype="float64")
     memo = structured.Memo()
     build = structured.tensor
-    started, release = gate_builds(monkeypatch, fail_first=True)
+    started, release, _ = gate_builds(monkeypatch, fail_first=True)
     errors: list[BaseException] = []
 
     def first() -> None:
