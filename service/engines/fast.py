@@ -3,6 +3,7 @@ threads. Same bytes as the reference path; `available()` says whether it was bui
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -50,14 +51,37 @@ def supports(s: Sampling) -> bool:
     return CORE is not None and s.scheme.law.kind in KINDS
 
 
+NO_TRUNCATION = (0.0, 0.0, 0.0, 0.0, 1.0)  # t_lo, t_hi, t_low_cdf, t_mass, t_sign
+
+
+def _generate(
+    out: Any,
+    kind: str,
+    start: int,
+    stop: int,
+    s: tuple[int, int, bool],
+    *,
+    loc: float = 0.0,
+    sigma: float = 0.0,
+    low: float = 0.0,
+    width: float = 0.0,
+    trunc: tuple[float, float, float, float, float] = NO_TRUNCATION,
+) -> None:
+    """The one call of `_fastcore.generate`, in its argument order; `s` is (seed, stream, wide)."""
+    if CORE is None:
+        raise RuntimeError("the fused kernel was not built")
+    seed, stream, wide = s
+    CORE.generate(
+        out, KINDS[kind], start, stop, seed, stream, int(wide), loc, sigma, low, width, *trunc
+    )
+
+
 def standard_normals(count: int, seed: int, stream: int) -> npt.NDArray[np.float64]:
     """N(0, 1) values [0, count) of a stream in float64, 52-bit uniforms: what
     `rng.normal_ppf(rng.uniform(..., wide=True))` gives (z * 1 + 0 is z: Φ⁻¹ never gives -0),
     without that path's float64 temporaries."""
-    if CORE is None:
-        raise RuntimeError("the fused kernel was not built")
     out = np.empty(count, dtype=np.float64)
-    CORE.generate(out, KINDS["normal"], 0, count, seed, stream, 1, 0.0, 1.0, *(0.0,) * 6, 1.0)
+    _generate(out, "normal", 0, count, (seed, stream, True), sigma=1.0)
     return out
 
 
@@ -72,28 +96,24 @@ class FastKernel:
 
     def fill(self, out: Any, s: Sampling, start: int, stop: int) -> None:
         law = s.scheme.law
-        core = CORE
-        if core is None:
-            raise RuntimeError("the fused kernel was not built")
-        t = (0.0, 0.0, 0.0, 0.0, 1.0)
+        trunc = NO_TRUNCATION
         if law.kind == "truncated_normal":
             tr = truncation(*bounds(law.alpha, law.beta))
-            t = (tr.lo, tr.hi, tr.low_cdf, tr.mass, tr.sign)
+            trunc = (tr.lo, tr.hi, tr.low_cdf, tr.mass, tr.sign)
         low, width = 0.0, 0.0
         if law.kind == "uniform":
             low, high = bounds(law.low, law.high)
             width = high - low
         sigma = law.stddev if law.stddev is not None else 0.0
-        args = (
-            KINDS[law.kind],
-            s.seed,
-            s.stream,
-            int(s.dtype.words == 2),
-            law.loc,
-            sigma,
-            low,
-            width,
-            *t,
+        fill = functools.partial(
+            _generate,
+            kind=law.kind,
+            s=(s.seed, s.stream, s.dtype.words == 2),
+            loc=law.loc,
+            sigma=sigma,
+            low=low,
+            width=width,
+            trunc=trunc,
         )
         n = stop - start
         parts = self.threads if self.pool is not None and n >= MIN_SPLIT else 1
@@ -104,7 +124,7 @@ class FastKernel:
         def part(i: int) -> None:
             lo, hi = edges[i], edges[i + 1]
             chunk = view[(lo - start) * size : (hi - start) * size]
-            core.generate(chunk, args[0], lo, hi, *args[1:])
+            fill(chunk, start=lo, stop=hi)
 
         # the calling thread takes the first part itself: one hand-off fewer, and it is awake
         others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
