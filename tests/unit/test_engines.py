@@ -60,6 +60,11 @@ LAWS = [
     ("uniform", MILLION, "torch", Params(low=-3.0, high=5.0)),
 ]
 
+KERNEL_CASES = [
+    *LAWS,
+    ("truncated_normal", (1000,), "torch", Params(a=-40.0, b=-37.5)),  # Φ⁻¹'s r > 5 branch
+]
+
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize(("scheme", "shape", "convention", "params"), LAWS)
@@ -542,7 +547,7 @@ def test_the_fused_kernel_is_built_here() -> None:
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize(
     ("scheme", "shape", "convention", "params"),
-    [*LAWS, ("truncated_normal", (1000,), "torch", Params(a=-40.0, b=-37.5))],
+    KERNEL_CASES,
 )
 def test_the_fused_kernel_gives_the_reference_bytes(
     scheme: str, shape: tuple[int, ...], convention: str, params: Params, dtype: str
@@ -553,12 +558,6 @@ def test_the_fused_kernel_gives_the_reference_bytes(
     size = s.dtype.itemsize
     part = NumpyEngine(threads=3).generate(s, 17, s.numel - 3)
     assert bytes(part) == reference[17 * size : (s.numel - 3) * size]
-
-
-KERNEL_CASES = [
-    *LAWS,
-    ("truncated_normal", (1000,), "torch", Params(a=-40.0, b=-37.5)),  # Φ⁻¹'s r > 5 branch
-]
 
 
 FAR = 2**40 + 3  # an element offset whose block counters fill both words (c0 and c1)
