@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import warnings
+import os
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
@@ -20,17 +20,20 @@ KINDS = {"normal": 0, "truncated_normal": 1, "uniform": 2}
 MIN_SPLIT = 1 << 16  # elements below which one thread does it all
 
 
+BUILDS = ("portable", "avx2", "avx512")  # the kernel's builds, lowest first
+
+
 def _load() -> ModuleType | None:
-    # what the module warns about at import (a WEIGHTGEN_KERNEL it cannot take) is logged, so
-    # that -W error cannot turn a setting it overrides into a failed import
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")
-        try:
-            from service.engines import _fastcore  # type: ignore[attr-defined]
-        except ImportError:
-            return None
-    for w in said:
-        logging.getLogger("weightgen.kernel").warning("%s", w.message)
+    try:
+        from service.engines import _fastcore  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    wanted = os.environ.get("WEIGHTGEN_KERNEL", "")
+    if wanted and wanted != _fastcore.isa:  # the kernel took the best it has instead
+        why = "is beyond this CPU" if wanted in BUILDS else "is not portable, avx2 or avx512"
+        logging.getLogger("weightgen.kernel").warning(
+            "WEIGHTGEN_KERNEL=%s %s; the %s build runs", wanted, why, _fastcore.isa
+        )
     return _fastcore  # type: ignore[no-any-return]
 
 

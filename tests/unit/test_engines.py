@@ -604,8 +604,7 @@ def test_every_build_of_the_kernel_gives_the_same_bytes(build: str) -> None:
 
     if not fast.available():
         pytest.skip("the fused kernel was not built here")
-    builds = ["portable", "avx2", "avx512"]
-    if builds.index(build) > builds.index(str(fast.isa())):
+    if fast.BUILDS.index(build) > fast.BUILDS.index(str(fast.isa())):
         pytest.skip(f"this CPU has no {build}")
     code = (
         "import json, tests.unit.test_engines as t; from service.engines import fast; "
