@@ -49,7 +49,8 @@ def _scheme(s: Scheme) -> dict[str, Any]:
 
 
 @functools.cache
-def _catalogue() -> dict[str, Any]:
+def catalogue() -> dict[str, Any]:
+    """The catalogue, built once: the registries are constants. Callers must not mutate it."""
     return {
         "conventions": [
             {
@@ -72,11 +73,6 @@ def _catalogue() -> dict[str, Any]:
             d.name: {"itemsize": d.itemsize, "formats": list(d.formats())} for d in DTYPES.values()
         },
     }
-
-
-def catalogue() -> dict[str, Any]:
-    """The catalogue, built once: the registries are constants. Callers must not mutate it."""
-    return _catalogue()
 
 
 @functools.cache
