@@ -24,14 +24,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from bench.live import curl, drain, free_port, peak_rss
+from bench.live import curl, drain, free_port, live_process, live_server, peak_rss
 
 BASELINES = """
 import torch
@@ -62,34 +57,6 @@ def small() -> Response:
 """
 
 
-@contextmanager
-def process(
-    command: list[str], port: int, workdir: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    with (workdir / f"{port}.log").open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env={**os.environ, **(env or {})},
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError((workdir / f"{port}.log").read_text()) from None
-                time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
 def wrk(url: str, seconds: int) -> float:
     out = subprocess.run(
         ["wrk", "-t2", "-c16", f"-d{seconds}s", url], capture_output=True, text=True, check=True
@@ -109,10 +76,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "baselines.py").write_text(textwrap.dedent(BASELINES))
-        wg, base = free_port(), free_port()
+        base = free_port()
         with (
-            process([sys.executable, "-m", "service", "--port", str(wg)], wg, work) as server,
-            process([*uvicorn, "baselines:app", "--port", str(base)], base, work),
+            live_server(work) as server,
+            live_process(
+                [*uvicorn, "baselines:app", "--port", str(base)],
+                base,
+                work,
+                probe="/docs",
+                cwd=work,
+            ),
         ):
             print(
                 f"machine: {platform.machine()}, {os.cpu_count()} cpus; {args.repeats} interleaved runs, medians"
@@ -124,7 +97,9 @@ def main() -> None:
             for mib in (256, 1024):
                 n = mib * (1 << 20) // 4
                 side = 4096
-                ours = f"http://127.0.0.1:{wg}/v1/tensors/he_normal?shape={n // side},{side}&seed=1&format=raw"
+                ours = (
+                    f"{server.url}/v1/tensors/he_normal?shape={n // side},{side}&seed=1&format=raw"
+                )
                 theirs = f"http://127.0.0.1:{base}/normal?n={n}"
                 times: dict[tuple[str, str], list[float]] = {}
                 for _ in range(args.repeats):
@@ -137,7 +112,7 @@ def main() -> None:
                     rb = mb / statistics.median(times[name, "theirs"])
                     print(f"| {mib} MiB | {name} | {ra:.0f} | {rb:.0f} | {ra / rb:.2f} |")
             if shutil.which("wrk"):
-                small = f"http://127.0.0.1:{wg}/v1/tensors/he_normal?shape=64,64&seed=1&format=raw"
+                small = f"{server.url}/v1/tensors/he_normal?shape=64,64&seed=1&format=raw"
                 bare = f"http://127.0.0.1:{base}/small"
                 x, y = [], []
                 for _ in range(args.repeats):
@@ -147,7 +122,7 @@ def main() -> None:
                 print(
                     f"\n| small GET, wrk -t2 -c16 | weightgen req/s | bare FastAPI req/s | ratio |\n|---|---:|---:|---:|\n| 64x64 float32 vs 16 KiB | {rx:.0f} | {ry:.0f} | {rx / ry:.2f} |"
                 )
-            huge = f"http://127.0.0.1:{wg}/v1/tensors/he_normal?shape={(1 << 30) // 4096},4096&seed=2&format=raw"
+            huge = f"{server.url}/v1/tensors/he_normal?shape={(1 << 30) // 4096},4096&seed=2&format=raw"
             _, idle, peak = peak_rss(server.pid, lambda: drain(huge))
             print(
                 f"\nmemory: a 4 GiB stream raised weightgen's RSS from {idle / 2**20:.0f} to {peak / 2**20:.0f} MiB (+{(peak - idle) / 2**20:.0f} MiB)"

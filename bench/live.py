@@ -80,13 +80,16 @@ def curl(url: str) -> float:
 
 
 def wait_healthy(
-    url: str, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
+    url: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+    probe: str = "/healthz",
 ) -> None:
-    """Wait up to 30 s for `url`/healthz to answer 200; fail early if `proc` exits."""
+    """Wait up to 30 s for `url` + `probe` to answer 200; fail early if `proc` exits."""
     deadline = time.monotonic() + 30
     while True:
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{probe}", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -116,20 +119,29 @@ class Server:
 
 
 @contextmanager
-def live_server(workdir: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`python -m service` on a free loopback port, log in workdir; stopped on exit."""
-    port = free_port()
+def live_process(
+    command: list[str],
+    port: int,
+    workdir: Path,
+    *,
+    probe: str = "/healthz",
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[Server]:
+    """`command`, serving on loopback `port`, log in workdir, waited for until `probe` answers;
+    stopped on exit."""
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
         )
     server = Server(f"127.0.0.1:{port}", proc, log)
     try:
-        wait_healthy(server.url, proc, log)
+        wait_healthy(server.url, proc, log, probe)
         yield server
     finally:
         proc.terminate()
@@ -138,3 +150,12 @@ def live_server(workdir: Path, env: dict[str, str] | None = None) -> Iterator[Se
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def live_server(workdir: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`python -m service` on a free loopback port, log in workdir; stopped on exit."""
+    port = free_port()
+    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
+    with live_process(command, port, workdir, env=env) as server:
+        yield server
