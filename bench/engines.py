@@ -24,9 +24,9 @@ from service import schemes
 from service.config import Settings
 from service.dtypes import DTYPES
 from service.engines import fast
-from service.engines.base import Sampling
 from service.engines.numpy_engine import NumpyEngine
 from service.engines.torch_engine import TorchEngine
+from service.plan import sampling
 
 LAWS = {
     "normal": ("he_normal", "torch"),
@@ -58,7 +58,7 @@ def cases(n: int, dtypes: list[str], threads: int) -> dict[str, Callable[[], obj
         for law, (scheme, convention) in LAWS.items():
             plan = schemes.resolve(scheme, shape, convention)
             for dt in dtypes:
-                s = Sampling(plan, 1, "weight", DTYPES[dt])  # type: ignore[index]
+                s = sampling(plan, 1, "weight", DTYPES[dt])  # type: ignore[index]
                 out[f"{label}: {law} {dt}"] = (
                     lambda e=engine, s=s: e.generate(s, 0, n, "cpu")  # type: ignore[misc]
                 )

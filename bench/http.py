@@ -1,4 +1,4 @@
-"""End-to-end HTTP throughput against two baselines, interleaved in one run (DESIGN §6).
+"""End-to-end HTTP throughput against two baselines, interleaved in one run (the performance targets, docs/architecture.md).
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.http [--repeats 5] [--small-seconds 10]
 

@@ -16,11 +16,11 @@ import json, resource, sys, time
 from service import schemes
 from service.dtypes import DTYPES
 from service.engines import fast, structured
-from service.engines.base import Sampling
+from service.plan import sampling as sampling_of
 from service.engines.numpy_engine import NumpyOps
 
 def sampling(shape):
-    return Sampling(schemes.resolve("orthogonal", shape, "torch"), 1, "w", DTYPES["float32"])
+    return sampling_of(schemes.resolve("orthogonal", shape, "torch"), 1, "w", DTYPES["float32"])
 
 draw = fast.standard_normals if sys.argv[1] == "kernel" else None
 ops = NumpyOps()

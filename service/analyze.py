@@ -68,8 +68,8 @@ class AnalyzeSpec:
 
 
 def _values(p: Plan) -> F64:
-    data = p.engine.generate(p.sampling(), 0, p.numel, p.device)
-    return np.frombuffer(data, dtype="<f8").reshape(p.spec.shape)
+    data = p.engine.generate(p.sampling, 0, p.numel, p.device)
+    return np.frombuffer(data, dtype="<f8").reshape(p.shape)
 
 
 def analyze(spec: AnalyzeSpec, limits: Limits, engines: Engines) -> dict[str, Any]:

@@ -7,21 +7,29 @@ other members or on their order. No HTTP, no pydantic.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
 
 from service import rng
 from service.dtypes import DTypeName
 from service.engines import Engines
 from service.errors import InvalidRequest, LimitExceeded
 from service.formats import safetensors as st
-from service.plan import Device, Limits, Plan, Span, TensorSpec, data_spans, plan
+from service.plan import (
+    Device,
+    Limits,
+    Plan,
+    SeedSource,
+    Span,
+    TensorSpec,
+    data_spans,
+    draw_seed,
+    etag,
+    plan,
+)
 from service.presets import Member
 
 MAX_TENSORS = 10_000
@@ -44,7 +52,7 @@ class Entry:
 @dataclass(frozen=True)
 class BundlePlan:
     seed: int
-    seed_source: Literal["request", "service"]
+    seed_source: SeedSource
     dtype: DTypeName
     entries: tuple[Entry, ...]  # in header order
     header: bytes
@@ -67,12 +75,8 @@ class BundlePlan:
         return all(e.plan.strong for e in self.entries)
 
     @cached_property
-    def light(self) -> bool:
-        return all(e.plan.light for e in self.entries)
-
-    @property
-    def tensors(self) -> int:
-        return len(self.entries)
+    def plans(self) -> tuple[Plan, ...]:
+        return tuple(e.plan for e in self.entries)
 
     def canonical(self) -> dict[str, object]:
         """Bundle parameters and each member's canonical request, in header order."""
@@ -84,9 +88,7 @@ class BundlePlan:
 
     @cached_property
     def etag(self) -> str:
-        text = json.dumps({"bundle": self.canonical(), "algorithm": self.algorithm}, sort_keys=True)
-        tag = '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
-        return tag if self.strong else "W/" + tag
+        return etag({"bundle": self.canonical(), "algorithm": self.algorithm}, self.strong)
 
     def spans(self, start: int, stop: int, block: int) -> Iterator[bytes | Span]:
         head = len(self.header)
@@ -108,7 +110,7 @@ def metadata(seed: int, plans: list[Plan]) -> dict[str, str]:
     }
     for p in plans:
         numbers = {k: v for k, v in p.metadata().items() if k not in ("seed", "algorithm")}
-        out[f"weightgen.plan.{p.spec.name}"] = json.dumps(numbers, separators=(",", ":"))
+        out[f"weightgen.plan.{p.name}"] = json.dumps(numbers, separators=(",", ":"))
     return out
 
 
@@ -125,8 +127,7 @@ def plan_bundle(spec: BundleSpec, limits: Limits, engines: Engines) -> BundlePla
         raise InvalidRequest(
             f"tensor names must be unique in a bundle; given more than once: {', '.join(twice)}"
         )
-    source: Literal["request", "service"] = "request" if spec.seed is not None else "service"
-    seed = spec.seed if spec.seed is not None else secrets.randbits(64)
+    seed, source = draw_seed(spec.seed)
     plans = [
         plan(
             TensorSpec(
@@ -153,8 +154,8 @@ def plan_bundle(spec: BundleSpec, limits: Limits, engines: Engines) -> BundlePla
             f"the bundle's tensors hold {total} bytes; this service serves at most "
             f"{limits.max_bytes} (WEIGHTGEN_MAX_BYTES)"
         )
-    by_name = {p.spec.name: p for p in plans}
-    layout = st.order([st.Entry(p.spec.name, p.spec.shape, p.dtype) for p in plans])
+    by_name = {p.name: p for p in plans}
+    layout = st.order([st.Entry(p.name, p.shape, p.dtype) for p in plans])
     entries, offset = [], 0
     for e in layout:
         entries.append(Entry(by_name[e.name], offset))

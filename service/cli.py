@@ -17,14 +17,48 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from service.config import Settings
 
+if TYPE_CHECKING:
+    from service.client import Client
+
 EXIT_USAGE, EXIT_PROBLEM, EXIT_UNREACHABLE, EXIT_INTEGRITY = 2, 3, 4, 5
 FORMATS = {".npy": "npy", ".safetensors": "safetensors", ".bin": "raw", ".raw": "raw"}
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--url",
+        default=os.environ.get("WEIGHTGEN_URL", "http://127.0.0.1:8000"),
+        help="the service (default WEIGHTGEN_URL or http://127.0.0.1:8000)",
+    )
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("WEIGHTGEN_API_KEY"),
+        help="bearer key (default WEIGHTGEN_API_KEY)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _tensor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scheme", help="a scheme or alias (weightgen schemes lists them)")
+    p.add_argument("shape", nargs="*", type=int, help="dimensions (none: a scalar)")
+    p.add_argument("--convention", help="keras (default), torch, jax, tf1, caffe")
+    p.add_argument("--seed", type=int, help="0 … 2^64-1 (absent: the service picks one)")
+    p.add_argument("--dtype", help="float32 (default), float64, float16, bfloat16, …")
+    p.add_argument("--name", help="tensor name (default weight)")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a scheme parameter, e.g. -p factor=2 -p mode=fan_out",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,43 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (default WEIGHTGEN_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default WEIGHTGEN_PORT or 8000)")
 
-    def client_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--url",
-            default=os.environ.get("WEIGHTGEN_URL", "http://127.0.0.1:8000"),
-            help="the service (default WEIGHTGEN_URL or http://127.0.0.1:8000)",
-        )
-        p.add_argument(
-            "--api-key",
-            default=os.environ.get("WEIGHTGEN_API_KEY"),
-            help="bearer key (default WEIGHTGEN_API_KEY)",
-        )
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-
-    def tensor_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("scheme", help="a scheme or alias (weightgen schemes lists them)")
-        p.add_argument("shape", nargs="*", type=int, help="dimensions (none: a scalar)")
-        p.add_argument("--convention", help="keras (default), torch, jax, tf1, caffe")
-        p.add_argument("--seed", type=int, help="0 … 2^64-1 (absent: the service picks one)")
-        p.add_argument("--dtype", help="float32 (default), float64, float16, bfloat16, …")
-        p.add_argument("--name", help="tensor name (default weight)")
-        p.add_argument(
-            "-p",
-            "--param",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="a scheme parameter, e.g. -p factor=2 -p mode=fan_out",
-        )
-
     schemes = commands.add_parser("schemes", help="list the schemes and their conventions")
-    client_options(schemes)
+    _client_options(schemes)
     describe = commands.add_parser("describe", help="the numbers of a tensor, without sampling")
-    tensor_options(describe)
-    client_options(describe)
+    _tensor_options(describe)
+    _client_options(describe)
     fetch = commands.add_parser("fetch", help="download a tensor to a file")
-    tensor_options(fetch)
-    client_options(fetch)
+    _tensor_options(fetch)
+    _client_options(fetch)
     fetch.add_argument("-o", "--output", required=True, help="file: .npy, .safetensors or .bin")
     fetch.add_argument("--format", choices=["npy", "safetensors", "raw"], help="default: from -o")
     fetch.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
@@ -83,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("manifest", help="a JSON manifest file, or - for standard input")
     bundle.add_argument("-o", "--output", required=True, help="the .safetensors file")
     bundle.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
-    client_options(bundle)
+    _client_options(bundle)
     return parser
 
 
@@ -139,61 +144,79 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2) if args.json else text)
 
 
+def _schemes(client: Client, args: argparse.Namespace) -> None:
+    data = client.schemes()
+    lines = [
+        f"{s['name']:<18} {', '.join(s['conventions']):<28} {s['summary']}" for s in data["schemes"]
+    ]
+    _print(args, data, "\n".join(lines))
+
+
+def _describe(client: Client, args: argparse.Namespace) -> None:
+    d = client.describe(args.scheme, args.shape, **_params(args))
+    p = d["plan"]
+    _print(
+        args,
+        d,
+        "\n".join(
+            [
+                f"{p['rule']}",
+                f"{p['formula']}",
+                f"fan_in {p['fan_in']}  fan_out {p['fan_out']}  stddev {p['stddev']}  "
+                f"limit {p['limit']}  effective std {p['effective_std']}",
+                f"seed {d['seed']}, {d['content_length']} bytes, {d['url']}",
+            ]
+        ),
+    )
+
+
+def _fetch(client: Client, args: argparse.Namespace) -> None:
+    fmt = args.format or FORMATS.get(Path(args.output).suffix, "npy")
+    r = client.resource(args.scheme, args.shape, format=fmt, **_params(args))
+    client.save(r, args.output, connections=args.connections, progress=Bar(sys.stderr))
+    _print(
+        args,
+        {"path": args.output, "bytes": r.length, "etag": r.etag, "url": r.url},
+        f"{args.output}: {r.length} bytes ({fmt}), seed {r.info['seed']}",
+    )
+
+
+def _bundle(client: Client, args: argparse.Namespace) -> None:
+    text = sys.stdin.read() if args.manifest == "-" else Path(args.manifest).read_text()
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{args.manifest} is not JSON: {exc}") from None
+    r = client.bundle_resource(manifest)
+    client.save(r, args.output, connections=args.connections, progress=Bar(sys.stderr))
+    _print(
+        args,
+        {
+            "path": args.output,
+            "bytes": r.length,
+            "tensors": len(r.info["tensors"]),
+            "etag": r.etag,
+        },
+        f"{args.output}: {r.length} bytes, {len(r.info['tensors'])} tensors, seed {r.info['seed']}",
+    )
+
+
+_COMMANDS: dict[str, Callable[[Client, argparse.Namespace], None]] = {
+    "schemes": _schemes,
+    "describe": _describe,
+    "fetch": _fetch,
+    "bundle": _bundle,
+}
+
+
 def run(args: argparse.Namespace) -> int:
+    # imported on use, so that `weightgen serve` and `-h` do not load httpx and numpy
     from service.client import Client
 
     with Client(args.url, api_key=args.api_key) as client:
-        if args.command == "schemes":
-            data = client.schemes()
-            lines = [
-                f"{s['name']:<18} {', '.join(s['conventions']):<28} {s['summary']}"
-                for s in data["schemes"]
-            ]
-            _print(args, data, "\n".join(lines))
-        elif args.command == "describe":
-            d = client.describe(args.scheme, args.shape, **_params(args))
-            p = d["plan"]
-            _print(
-                args,
-                d,
-                "\n".join(
-                    [
-                        f"{p['rule']}",
-                        f"{p['formula']}",
-                        f"fan_in {p['fan_in']}  fan_out {p['fan_out']}  stddev {p['stddev']}  "
-                        f"limit {p['limit']}  effective std {p['effective_std']}",
-                        f"seed {d['seed']}, {d['content_length']} bytes, {d['url']}",
-                    ]
-                ),
-            )
-        elif args.command == "fetch":
-            fmt = args.format or FORMATS.get(Path(args.output).suffix, "npy")
-            r = client.resource(args.scheme, args.shape, format=fmt, **_params(args))
-            client.save(r, args.output, connections=args.connections, progress=Bar(sys.stderr))
-            _print(
-                args,
-                {"path": args.output, "bytes": r.length, "etag": r.etag, "url": r.url},
-                f"{args.output}: {r.length} bytes ({fmt}), seed {r.info['seed']}",
-            )
-        elif args.command == "bundle":
-            text = sys.stdin.read() if args.manifest == "-" else Path(args.manifest).read_text()
-            try:
-                manifest = json.loads(text)
-            except ValueError as exc:
-                raise UsageError(f"{args.manifest} is not JSON: {exc}") from None
-            r = client.bundle_resource(manifest)
-            client.save(r, args.output, connections=args.connections, progress=Bar(sys.stderr))
-            _print(
-                args,
-                {
-                    "path": args.output,
-                    "bytes": r.length,
-                    "tensors": len(r.info["tensors"]),
-                    "etag": r.etag,
-                },
-                f"{args.output}: {r.length} bytes, {len(r.info['tensors'])} tensors, "
-                f"seed {r.info['seed']}",
-            )
+        command = _COMMANDS.get(args.command)
+        if command is not None:
+            command(client, args)
     return 0
 
 

@@ -28,6 +28,11 @@ class DType:
     def formats(self) -> tuple[FormatName, ...]:
         return FORMAT_NAMES if self.npy else ("safetensors", "raw")
 
+    @property
+    def default_format(self) -> FormatName:
+        """npy where numpy has the dtype, safetensors otherwise (the one place it is decided)."""
+        return "npy" if self.npy else "safetensors"
+
 
 DTYPES: Mapping[DTypeName, DType] = {
     "float32": DType("float32", 4, 1, "F32", "<f4"),

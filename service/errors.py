@@ -6,7 +6,8 @@ WeightgenError
 │   ├── SchemeError         unknown scheme, mode, distribution; parameter not accepted
 │   ├── UnsupportedCombination   dtype x format, device x engine, ...
 │   └── LimitExceeded       more elements or bytes than this deployment serves
-└── Unavailable             the deployment cannot serve it now (device absent, overloaded)
+└── Unavailable             the deployment cannot serve it now (device absent)
+    └── Overloaded          every generation slot is taken
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class Unavailable(WeightgenError):
     def __init__(self, detail: str, retry_after: int = 1) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class Overloaded(Unavailable):
+    slug = "overloaded"
 
 
 def one_of(values: Iterable[object]) -> str:

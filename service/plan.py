@@ -1,37 +1,39 @@
-"""A request, resolved: the scheme's numbers, the engine, the format header, the exact length
-and the ETag. No HTTP, no pydantic.
+"""A request, resolved: the scheme's numbers, the distribution the engine draws, the format
+header, the exact length and the ETag. No HTTP, no pydantic.
 
-Everything that can fail for a request fails in `plan`, before any byte is produced.
+Everything that can fail for a request fails in `plan`, before any byte is produced. A `Plan`
+(one tensor) and a `BundlePlan` (service.bundle) are both a `Payload`: what the API answers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Literal
+from typing import Literal, Protocol
 
+from service import distributions as dist
 from service import rng, schemes
 from service.dtypes import DType, DTypeName, FormatName, dtype
 from service.engines import Engine, Engines, Sampling
 from service.errors import InvalidRequest, LimitExceeded, ShapeError, UnsupportedCombination
 from service.formats import TensorInfo, Writer, writer
-from service.schemes import Convention, FanSpec, Params, SchemePlan, Shape
+from service.schemes import Convention, FanSpec, Params, SchemePlan
+from service.shapes import MAX_RANK, Shape, numel
 
 Device = Literal["auto", "cpu", "cuda"]
-MAX_RANK = 8
+SeedSource = Literal["request", "service"]
 MAX_SEED = 2**64 - 1
-WEAK_KINDS = frozenset({"orthogonal", "delta_orthogonal"})  # LAPACK: equal to rounding only
 MAX_QR_ELEMENTS = 1 << 22  # orthogonal kinds: the whole float64 matrix in memory, then QR
 
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """What a client asked for, validated for types at the edge."""
+    """What a client asked for, validated for types at the edge; `format` None: the dtype's
+    default (`DType.default_format`), `seed` None: the service draws one."""
 
     shape: Shape
     scheme: str
@@ -50,6 +52,36 @@ class TensorSpec:
 class Limits:
     max_elements: int
     max_bytes: int
+
+
+class Payload(Protocol):
+    """A planned answer: its exact length, its validator and its bytes, span by span."""
+
+    @property
+    def content_length(self) -> int: ...
+    @property
+    def format(self) -> str: ...  # npy, safetensors or raw
+    @property
+    def etag(self) -> str: ...
+    @property
+    def seed_source(self) -> SeedSource: ...
+    @property
+    def header(self) -> bytes: ...  # the format's header, the payload's first bytes
+    @property
+    def plans(self) -> tuple[Plan, ...]: ...  # the tensors it holds: itself, or the members
+    def spans(self, start: int, stop: int, block: int) -> Iterator[bytes | Span]: ...
+
+
+def etag(document: Mapping[str, object], strong: bool) -> str:
+    """A validator hashing the canonical document of an answer: equal answers, equal tags."""
+    text = json.dumps(document, sort_keys=True)
+    tag = '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+    return tag if strong else "W/" + tag
+
+
+def draw_seed(seed: int | None) -> tuple[int, SeedSource]:
+    """The request's seed, or one the service draws (then the answer is not cacheable)."""
+    return (seed, "request") if seed is not None else (secrets.randbits(64), "service")
 
 
 @dataclass(frozen=True)
@@ -76,32 +108,36 @@ def data_spans(plan: Plan, data_lo: int, data_hi: int, block: int) -> Iterator[S
 
 @dataclass(frozen=True)
 class Plan:
-    spec: TensorSpec  # seed and format filled in
-    scheme: SchemePlan
+    """One tensor, resolved: every field final, nothing left to default."""
+
+    name: str
+    scheme: SchemePlan  # its shape is the tensor's
+    fans: FanSpec  # as asked (part of the canonical request)
+    zero_rows: tuple[int, ...]  # normalized: sorted, non-negative
+    seed: int
+    seed_source: SeedSource
     dtype: DType
-    numel: int
-    nbytes: int
-    seed_source: Literal["request", "service"]
+    writer: Writer
     engine: Engine
     device: str
-    writer: Writer
     algorithm: str = rng.ALGORITHM
 
+    @property
+    def shape(self) -> Shape:
+        return self.scheme.shape
+
     @cached_property
-    def header(self) -> bytes:
-        """The format's header (npy's, or safetensors' with the metadata), made once."""
-        info = TensorInfo(self.spec.name, self.spec.shape, self.dtype, self.metadata())
-        return self.writer.header(info)
+    def sampling(self) -> Sampling:
+        """What the engine draws: the distribution, never the scheme."""
+        return sampling(self.scheme, self.seed, self.name, self.dtype, self.zero_rows)
 
     @property
-    def seed(self) -> int:
-        if self.spec.seed is None:  # plan() always fills it
-            raise ValueError("a Plan without a seed")
-        return self.spec.seed
+    def numel(self) -> int:
+        return self.sampling.numel
 
     @property
-    def content_length(self) -> int:
-        return len(self.header) + self.nbytes
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
 
     @property
     def format(self) -> str:
@@ -109,28 +145,25 @@ class Plan:
 
     @property
     def strong(self) -> bool:
-        return self.scheme.law.kind not in WEAK_KINDS
+        """Bit-reproducible (a strong ETag); QR-based kinds are equal to rounding only."""
+        return not isinstance(self.sampling.distribution, dist.STRUCTURED)
 
     @property
-    def light(self) -> bool:
-        """Cheap to generate in any slice (orthogonal kinds need a whole QR first)."""
-        return self.strong
+    def plans(self) -> tuple[Plan, ...]:
+        return (self,)
+
+    @cached_property
+    def header(self) -> bytes:
+        """The format's header (npy's, or safetensors' with the metadata), made once."""
+        return self.writer.header(TensorInfo(self.name, self.shape, self.dtype, self.metadata()))
 
     @property
-    def tensors(self) -> int:
-        return 1
+    def content_length(self) -> int:
+        return len(self.header) + self.nbytes
 
     @cached_property
     def etag(self) -> str:
-        """A hash of the canonical request and the algorithm: equal requests, equal tags."""
-        text = json.dumps(
-            {"request": self.canonical(), "algorithm": self.algorithm}, sort_keys=True
-        )
-        tag = '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
-        return tag if self.strong else "W/" + tag
-
-    def sampling(self) -> Sampling:
-        return Sampling(self.scheme, self.seed, self.spec.name, self.dtype, self.spec.zero_rows)
+        return etag({"request": self.canonical(), "algorithm": self.algorithm}, self.strong)
 
     def canonical(self) -> dict[str, object]:
         """The request with every default resolved: equal requests give equal dicts."""
@@ -138,21 +171,21 @@ class Plan:
 
     @cached_property
     def _canonical(self) -> dict[str, object]:
-        spec, fans = self.spec, self.spec.fans
+        p = self.scheme
         out: dict[str, object] = {
-            "shape": list(spec.shape),
-            "scheme": self.scheme.scheme,
-            "convention": spec.convention,
-            **self.scheme.params,
+            "shape": list(p.shape),
+            "scheme": p.scheme,
+            "convention": p.convention,
+            **p.params,
         }
-        for f in fields(fans):
-            value = getattr(fans, f.name)
+        for f in fields(self.fans):
+            value = getattr(self.fans, f.name)
             if value is not None:
                 out[f.name] = list(value) if isinstance(value, tuple) else value
-        if spec.zero_rows:
-            out["zero_rows"] = list(spec.zero_rows)
-        out |= {"seed": self.seed, "name": spec.name, "dtype": spec.dtype, "format": spec.format}
-        return out
+        if self.zero_rows:
+            out["zero_rows"] = list(self.zero_rows)
+        out |= {"seed": self.seed, "name": self.name, "dtype": self.dtype.name}
+        return out | {"format": self.format}
 
     def metadata(self) -> dict[str, str]:
         """The numbers that define the tensor, as strings (safetensors __metadata__, headers)."""
@@ -175,7 +208,7 @@ class Plan:
             "high": law.high,
             "mean": law.mean,
             "effective_std": law.effective_std,
-            "zero_rows": ",".join(map(str, self.spec.zero_rows)) or None,
+            "zero_rows": ",".join(map(str, self.zero_rows)) or None,
             "seed": self.seed,
             "algorithm": self.algorithm,
         }
@@ -187,6 +220,42 @@ class Plan:
         if start < head:
             yield self.header[start : min(stop, head)]
         yield from data_spans(self, max(start, head) - head, stop - head, block)
+
+
+def sampling(
+    p: SchemePlan, seed: int, name: str, dt: DType, zero_rows: tuple[int, ...] = ()
+) -> Sampling:
+    """The engine's input for a scheme's plan: its distribution, and the stream of `name`."""
+    return Sampling(distribution(p), p.shape, seed, rng.stream_id(name), dt, zero_rows)
+
+
+def distribution(p: SchemePlan) -> dist.Distribution:
+    """The distribution of a scheme's plan, every field final (the engine seam's input)."""
+    law = p.law
+    gain = 1.0 if p.gain is None else p.gain  # 0 is a gain: torch gives zeros
+    if law.kind == "normal":
+        return dist.Normal(law.loc, _given(law.stddev, p))
+    if law.kind == "truncated_normal":
+        alpha, beta = _given(law.alpha, p), _given(law.beta, p)
+        return dist.TruncatedNormal(law.loc, _given(law.stddev, p), alpha, beta)
+    if law.kind == "uniform":
+        return dist.Uniform(_given(law.low, p), _given(law.high, p))
+    if law.kind == "constant":
+        return dist.Constant(law.loc)
+    if law.kind == "identity":
+        return dist.Identity(gain)
+    if law.kind == "dirac":
+        return dist.Dirac(int(p.params.get("groups", 1)))
+    if law.kind == "orthogonal":
+        kept = p.kept_axis if p.kept_axis is not None else len(p.shape) - 1
+        return dist.Orthogonal(gain, kept)
+    return dist.DeltaOrthogonal(gain)
+
+
+def _given(value: float | None, p: SchemePlan) -> float:
+    if value is None:  # the law constructors of service.schemes.laws always set them
+        raise ValueError(f"scheme {p.scheme!r} resolved to an incomplete {p.law.kind} law")
+    return value
 
 
 def _text(value: object) -> str:
@@ -208,9 +277,47 @@ def _rows(spec: TensorSpec) -> tuple[int, ...]:
     return tuple(sorted({r % n for r in spec.zero_rows}))
 
 
-def default_format(dt: DType) -> FormatName:
-    """npy where numpy has the dtype, safetensors otherwise."""
-    return "npy" if dt.npy else "safetensors"
+def _check_size(spec: TensorSpec, dt: DType, limits: Limits) -> None:
+    count = numel(spec.shape)
+    if count > limits.max_elements:
+        raise LimitExceeded(
+            f"shape {list(spec.shape)} has {count} elements; this service serves at most "
+            f"{limits.max_elements} per tensor (WEIGHTGEN_MAX_ELEMENTS)"
+        )
+    if count * dt.itemsize > limits.max_bytes:
+        raise LimitExceeded(
+            f"shape {list(spec.shape)} as {dt.name} is {count * dt.itemsize} bytes; this service "
+            f"serves at most {limits.max_bytes} bytes per tensor (WEIGHTGEN_MAX_BYTES)"
+        )
+
+
+def _resolve(spec: TensorSpec) -> SchemePlan:
+    try:
+        scheme = schemes.resolve(spec.scheme, spec.shape, spec.convention, spec.params, spec.fans)
+    except ArithmeticError as exc:  # e.g. negative_slope=1e308 squared
+        raise InvalidRequest(
+            f"the parameters of this request overflow float64 arithmetic ({exc}); "
+            "use numbers of a sensible size"
+        ) from None
+    if (
+        scheme.law.kind in ("orthogonal", "delta_orthogonal")
+        and numel(spec.shape) > MAX_QR_ELEMENTS
+    ):
+        raise LimitExceeded(
+            f"{scheme.scheme} builds the whole matrix and factors it (QR); shape "
+            f"{list(spec.shape)} has {numel(spec.shape)} elements, this service does that for "
+            f"at most {MAX_QR_ELEMENTS}"
+        )
+    return scheme
+
+
+def _check_integral(scheme: SchemePlan, dt: DType) -> None:
+    kind = scheme.law.kind
+    if dt.integer and not (kind == "constant" and scheme.law.loc.is_integer()):
+        raise UnsupportedCombination(
+            f"dtype {dt.name} holds only integral constants (zeros, ones, constant); "
+            f"received scheme {scheme.scheme!r} of kind {kind}"
+        )
 
 
 def plan(spec: TensorSpec, limits: Limits, engines: Engines) -> Plan:
@@ -220,40 +327,11 @@ def plan(spec: TensorSpec, limits: Limits, engines: Engines) -> Plan:
             f"shape {list(spec.shape)} has rank {len(spec.shape)}; ranks 0 … {MAX_RANK} are served"
         )
     dt = dtype(spec.dtype, spec.format)
-    numel = math.prod(spec.shape)
-    if numel > limits.max_elements:
-        raise LimitExceeded(
-            f"shape {list(spec.shape)} has {numel} elements; this service serves at most "
-            f"{limits.max_elements} per tensor (WEIGHTGEN_MAX_ELEMENTS)"
-        )
-    nbytes = numel * dt.itemsize
-    if nbytes > limits.max_bytes:
-        raise LimitExceeded(
-            f"shape {list(spec.shape)} as {dt.name} is {nbytes} bytes; this service serves at "
-            f"most {limits.max_bytes} bytes per tensor (WEIGHTGEN_MAX_BYTES)"
-        )
-    try:
-        scheme = schemes.resolve(spec.scheme, spec.shape, spec.convention, spec.params, spec.fans)
-    except ArithmeticError as exc:  # e.g. negative_slope=1e308 squared
-        raise InvalidRequest(
-            f"the parameters of this request overflow float64 arithmetic ({exc}); "
-            "use numbers of a sensible size"
-        ) from None
-    if scheme.law.kind in WEAK_KINDS and numel > MAX_QR_ELEMENTS:
-        raise LimitExceeded(
-            f"{scheme.scheme} builds the whole matrix and factors it (QR); shape "
-            f"{list(spec.shape)} has {numel} elements, this service does that for at most "
-            f"{MAX_QR_ELEMENTS}"
-        )
+    _check_size(spec, dt, limits)
+    scheme = _resolve(spec)
     rows = _rows(spec)
-    if dt.integer and not (scheme.law.kind == "constant" and scheme.law.loc.is_integer()):
-        raise UnsupportedCombination(
-            f"dtype {dt.name} holds only integral constants (zeros, ones, constant); "
-            f"received scheme {scheme.scheme!r} of kind {scheme.law.kind}"
-        )
+    _check_integral(scheme, dt)
     engine, device = engines.select(spec.device)
-    source: Literal["request", "service"] = "request" if spec.seed is not None else "service"
-    seed = spec.seed if spec.seed is not None else secrets.randbits(64)
-    fmt: FormatName = spec.format or default_format(dt)
-    spec = replace(spec, zero_rows=rows, seed=seed, format=fmt)
-    return Plan(spec, scheme, dt, numel, nbytes, source, engine, device, writer(fmt))
+    seed, source = draw_seed(spec.seed)
+    out = writer(spec.format or dt.default_format)
+    return Plan(spec.name, scheme, spec.fans, rows, seed, source, dt, out, engine, device)

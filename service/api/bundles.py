@@ -17,17 +17,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from service import __version__
 from service.api import http
-from service.api.cache import remember
-from service.api.models import BundleRequest
-from service.api.problems import instance, problem
-from service.api.respond import cache_control, respond
-from service.api.tensors import planning
+from service.api.deps import services
+from service.api.headers import headers
+from service.api.models import BundleDescribeResponse, BundleRequest
+from service.api.respond import answer
 from service.bundle import BundlePlan, plan_bundle
 from service.errors import InvalidRequest
 
 MAX_MANIFEST = 1 << 20  # decompressed bytes of a manifest in a URL
+MEDIA_TYPE = "application/vnd.safetensors"
 
 
 def encode(body: BundleRequest, seed: int) -> str:
@@ -63,34 +62,18 @@ def decode(manifest: str) -> BundleRequest:
 
 
 def make(body: BundleRequest, request: Request) -> tuple[BundlePlan, str]:
-    limits, engines = planning(request)
-    b = plan_bundle(body.to_spec(), limits, engines)
+    s = services(request)
+    b = plan_bundle(body.to_spec(), s.limits, s.engines)
     return b, f"/v1/bundles/{encode(body, b.seed)}"
 
 
-def headers_for(b: BundlePlan, url: str, name: str) -> dict[str, str]:
-    return {
-        "Content-Type": "application/vnd.safetensors",
-        "ETag": b.etag,
-        "Accept-Ranges": "bytes",
-        "Cache-Control": cache_control(b),
-        "Content-Disposition": f'attachment; filename="{name}.safetensors"',
-        "Content-Location": url,
-        "X-Content-Type-Options": "nosniff",
-        "X-Init-Seed": str(b.seed),
-        "X-Init-Algorithm": b.algorithm,
-        "X-Init-Tensors": str(len(b.entries)),
-        "X-Init-Header-Bytes": str(len(b.header)),
-        "X-Init-Service-Version": __version__,
-    }
+async def describe(body: BundleRequest, request: Request) -> BundleDescribeResponse:
+    made = await anyio.to_thread.run_sync(make, body, request)  # 10k members: ~0.6 s
+    return BundleDescribeResponse.of(*made)
 
 
 async def serve(body: BundleRequest, request: Request) -> Response:
-    try:
-        http.negotiate(request.headers.get("accept"), "safetensors", only="safetensors")
-    except http.NotAcceptable as exc:
-        return problem(406, "not-acceptable", str(exc), instance=instance(request))
-    b, url = await anyio.to_thread.run_sync(make, body, request)  # 10k members: ~0.6 s
-    headers = headers_for(b, url, body.name)
-    remember(request, b, headers)
-    return await respond(b, dict(headers), request)
+    http.negotiate(request.headers.get("accept"), "safetensors", only="safetensors")
+    b, url = await anyio.to_thread.run_sync(make, body, request)
+    out = headers(b, url, f"{body.name}.safetensors", MEDIA_TYPE, negotiated=False)
+    return await answer(b, out, request)

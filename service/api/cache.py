@@ -1,18 +1,16 @@
 """Planned URLs: a GET whose answer is a pure function of its URL and `Accept` (the seed pinned,
 in the query or in a bundle's manifest; no `describe`) keeps its plan and headers here, and a
-repeated URL is answered from them by `CachedUrls` before routing (docs/decisions.md, "Plan
-cache and the fast lane")."""
+repeated URL is answered from them by `service.api.fastlane` before routing
+(docs/decisions.md, "Plan cache and the fast lane")."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import ClassVar
 
-from fastapi import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from service.api.middleware import header
-from service.api.respond import Payload, respond
+from service.plan import Payload
 
 Key = tuple[str, str, str]  # path, query string as sent, Accept
 
@@ -24,7 +22,7 @@ def cost(key: Key, payload: Payload, headers: dict[str, str]) -> int:
     """Bytes an entry holds, estimated: a constant per tensor, and its texts four times over
     (the query and headers as strings, and again inside the plan's dicts and header)."""
     texts = sum(map(len, key)) + sum(len(k) + len(v) for k, v in headers.items())
-    return PER_TENSOR * payload.tensors + 4 * (texts + len(payload.header))
+    return PER_TENSOR * len(payload.plans) + 4 * (texts + len(payload.header))
 
 
 class PlanCache:
@@ -62,43 +60,3 @@ class PlanCache:
         while self.held > self.budget:
             _, (_, _, old) = self.entries.popitem(last=False)
             self.held -= old
-
-
-def remember(request: Request, payload: Payload, headers: dict[str, str]) -> None:
-    """Keep a GET's plan for its URL (HEAD shares it: the same resource)."""
-    if request.method in ("GET", "HEAD"):
-        plans: PlanCache = request.app.state.plans
-        plans.put(plans.key(request.scope), payload, headers)
-
-
-class CachedUrls:
-    """The fast lane of GET and HEAD /v1/tensors/{scheme} and /v1/bundles/{manifest}: a URL
-    whose plan is in the PlanCache is answered from it here, without routing, dependency
-    injection, validation or planning (the route would do the same: `respond` on the plan). The
-    innermost middleware: the request id, key, body and CORS layers still wrap it. A miss goes on
-    to the route, which plans the URL and remembers it."""
-
-    PREFIXES: ClassVar[dict[str, str]] = {"/v1/tensors/": "scheme", "/v1/bundles/": "manifest"}
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            path: str = scope["path"]
-            root: str = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
-            for prefix, param in self.PREFIXES.items():
-                rest = path[len(prefix) :] if path.startswith(prefix) else ""
-                if rest and "/" not in rest:
-                    request = Request(scope, receive)
-                    plans: PlanCache = request.app.state.plans
-                    hit = plans.get(plans.key(scope))
-                    if hit is not None:
-                        scope["route"] = request.app.state.routes[prefix]  # metrics, logs
-                        scope["path_params"] = {param: rest}
-                        response = await respond(hit[0], dict(hit[1]), request)
-                        await response(scope, receive, send)
-                        return
-        await self.app(scope, receive, send)

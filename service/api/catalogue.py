@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 from service import presets, schemes
+from service.arguments import declared
 from service.dtypes import DTYPES
 from service.schemes import PARAMS, RULES, SCHEMES, Scheme
 
@@ -20,18 +21,14 @@ _GAINS = {
 
 
 def _param(name: str, default: object) -> dict[str, Any]:
-    info = PARAMS[name]
-    out: dict[str, Any] = {"name": name, "type": info.type, "description": info.description}
+    """A parameter's declaration, with this scheme's default under one convention."""
+    declared = PARAMS[name].describe()  # its own default is None: "not given"
+    out = {k: declared[k] for k in ("name", "type", "description")}
     out["required"] = default is schemes.REQUIRED
     if default is not schemes.REQUIRED:
         out["default"] = default
-    if info.choices:
-        out["choices"] = list(info.choices)
-    if info.minimum is not None:
-        out["minimum"] = info.minimum
-    if info.exclusive_minimum is not None:
-        out["exclusive_minimum"] = info.exclusive_minimum
-    return out
+    keys = ("choices", "minimum", "exclusive_minimum", "maximum", "min_items", "max_items")
+    return out | {k: declared[k] for k in keys if k in declared}
 
 
 def _scheme(s: Scheme) -> dict[str, Any]:
@@ -77,21 +74,14 @@ def catalogue() -> dict[str, Any]:
 
 @functools.cache
 def preset_catalogue() -> dict[str, Any]:
-    """Every layer preset, its arguments, their types and defaults; built once, not to mutate."""
+    """Every layer preset, its arguments (their declarations: type, meaning, default, bounds);
+    built once, not to mutate."""
     return {
         "presets": [
             {
                 "name": p.name,
                 "summary": p.summary,
-                "args": [
-                    {
-                        "name": k,
-                        "type": kind,
-                        **({} if d is presets.REQUIRED else {"default": d}),
-                        "required": d is presets.REQUIRED,
-                    }
-                    for k, (kind, d) in p.args.items()
-                ],
+                "args": [d.describe() for d in declared(p.args)],
             }
             for p in presets.PRESETS.values()
         ]

@@ -17,7 +17,19 @@ POSITION = re.compile(r"[0-9]{1,19}")
 
 
 class NotAcceptable(Exception):
-    """No format the service writes matches the Accept header."""
+    """No format the service writes matches the Accept header (406)."""
+
+
+class PreconditionFailed(Exception):
+    """An unsafe request's If-None-Match matches the answer's ETag (412)."""
+
+
+class RangeNotSatisfiable(Exception):
+    """A Range none of whose bytes lie within the answer's `length` (416)."""
+
+    def __init__(self, header: str | None, length: int) -> None:
+        super().__init__(f"Range {header!r} is outside the answer's {length} bytes")
+        self.length = length
 
 
 def negotiate(

@@ -2,88 +2,49 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from service import presets, schemes
+from service import schemes
 from service.analyze import Activation, AnalyzeSpec
+from service.api.fields import Name, SchemeName, Seed, Shape, model_fields
+from service.api.layers import Layer
 from service.api.urls import canonical_url
-from service.bundle import BundlePlan, BundleSpec
+from service.arguments import declared
+from service.bundle import MAX_TENSORS, BundlePlan, BundleSpec
 from service.dtypes import DTypeName, FormatName
-from service.plan import MAX_RANK, MAX_SEED, Device, Plan, TensorSpec
+from service.errors import LimitExceeded
+from service.plan import Device, Plan, TensorSpec
 from service.presets import Member
-from service.schemes import Convention, Distribution, FanSpec, Mode, Nonlinearity, Params
-
-MAX_DIM = 2**40
-
-Dim = Annotated[int, Field(ge=0, le=MAX_DIM, strict=True)]
-Shape = Annotated[
-    list[Dim],
-    Field(max_length=MAX_RANK, description="dimensions, rank 0 … 8", examples=[[256, 128]]),
-]
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="0 … 2^64-1; absent: service picks")]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Axes = Annotated[list[int], Field(min_length=1, max_length=MAX_RANK)]
-Name = Annotated[
-    str,
-    Field(
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$",
-        description="tensor name: letters, digits, _ . - (up to 200)",
-    ),
-]
-SchemeName = Annotated[
-    str,
-    Field(
-        description="scheme or alias (GET /v1/schemes lists them)",
-        json_schema_extra={"enum": sorted([*schemes.SCHEMES, *schemes.ALIASES])},
-    ),
-]
+from service.schemes import Convention, FanSpec, Mode, Params
 
 
-class InitFields(BaseModel):
-    """How to initialize a tensor: the scheme and its parameters, explicit fans or axes."""
+class SchemeFields(BaseModel):
+    """How to initialize a tensor: the scheme, and (in InitFields) its parameters and explicit
+    fans or axes, each field read from its declaration in service.schemes (Params, FanSpec)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     scheme: SchemeName
-    factor: Positive | None = None
-    mode: Mode | None = None
-    distribution: Distribution | None = None
-    gain: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    nonlinearity: Nonlinearity | None = None
-    negative_slope: Finite | None = None
-    mean: Finite | None = None
-    std: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    low: Finite | None = None
-    high: Finite | None = None
-    a: Finite | None = None
-    b: Finite | None = None
-    value: Finite | None = None
-    groups: Annotated[int, Field(ge=1, le=MAX_DIM)] | None = None
-    column_axis: Annotated[int, Field(ge=-MAX_RANK, lt=MAX_RANK)] | None = None
-    fan_in: Positive | None = None
-    fan_out: Positive | None = None
-    in_axes: Axes | None = None
-    out_axes: Axes | None = None
-    batch_axes: Axes | None = None
 
     def params(self) -> Params:
-        return Params(**{f.name: getattr(self, f.name) for f in fields(Params)})
+        return Params(**{d.name: getattr(self, d.name) for d in declared(Params)})
 
     def fan_spec(self) -> FanSpec:
-        def axes(value: list[int] | None) -> tuple[int, ...] | None:
-            return None if value is None else tuple(value)
+        return FanSpec(**{d.name: getattr(self, d.name) for d in declared(FanSpec)})
 
-        return FanSpec(
-            self.fan_in,
-            self.fan_out,
-            axes(self.in_axes),
-            axes(self.out_axes),
-            axes(self.batch_axes),
-        )
+
+if TYPE_CHECKING:  # mypy sees the base; the fields are made from the declarations
+    InitFields = SchemeFields
+else:
+    InitFields = create_model(
+        "InitFields",
+        __base__=SchemeFields,
+        __doc__=SchemeFields.__doc__,
+        **model_fields(Params),
+        **model_fields(FanSpec),
+    )
 
 
 class TensorFields(InitFields):
@@ -141,23 +102,6 @@ class BundleTensor(TensorFields):
         )
 
 
-LayerArg = Any  # JSON values; presets.expand checks each argument's type and says what it wants
-
-
-class BundleLayer(BaseModel):
-    """A framework layer, expanded into its tensors: `{"preset": "torch.Linear", "name":
-    "mlp.fc1", "in_features": 768, "out_features": 3072}` (GET /v1/presets lists them)."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    __pydantic_extra__: dict[str, LayerArg] = Field(init=False)
-
-    preset: str
-    name: Name
-
-    def to_members(self) -> list[Member]:
-        return presets.expand(self.preset, self.name, dict(self.__pydantic_extra__ or {}))
-
-
 class BundleRequest(BaseModel):
     """Many named tensors (explicit, or expanded from layers) as one safetensors file."""
 
@@ -168,10 +112,17 @@ class BundleRequest(BaseModel):
     convention: Convention = "keras"
     device: Device = "auto"
     name: Name = Field("bundle", description="file name of the answer")
-    tensors: Annotated[list[BundleTensor], Field(max_length=10_000)] = []
-    layers: Annotated[list[BundleLayer], Field(max_length=10_000)] = []
+    tensors: Annotated[list[BundleTensor], Field(max_length=MAX_TENSORS)] = []
+    layers: Annotated[list[Layer], Field(max_length=MAX_TENSORS)] = []
 
     def to_spec(self) -> BundleSpec:
+        """The members, counted before any layer is expanded (a layer may name thousands)."""
+        total = len(self.tensors) + sum(layer.count() for layer in self.layers)
+        if total > MAX_TENSORS:
+            raise LimitExceeded(
+                f"a bundle holds at most {MAX_TENSORS} tensors; the tensors and layers of this "
+                f"request name {total}"
+            )
         members = [t.to_member(self.convention) for t in self.tensors]
         for layer in self.layers:
             members += layer.to_members()
@@ -305,9 +256,9 @@ class BundleDescribeResponse(BaseModel):
             request = {k: v for k, v in e.plan.canonical().items() if k != "format"}
             members.append(
                 BundleMemberOut(
-                    name=e.plan.spec.name,
+                    name=e.plan.name,
                     dtype=e.plan.dtype.name,
-                    shape=list(e.plan.spec.shape),
+                    shape=list(e.plan.shape),
                     data_offsets=[e.offset, e.offset + e.plan.nbytes],
                     request=request,
                     plan=PlanOut.of(e.plan.scheme),

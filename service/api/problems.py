@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.status import HTTP_422_UNPROCESSABLE_CONTENT
 
+from service.api.http import NotAcceptable, PreconditionFailed, RangeNotSatisfiable
 from service.errors import InvalidRequest, Unavailable, WeightgenError
 
 MEDIA_TYPE = "application/problem+json"
@@ -98,13 +99,37 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_domain(request: Request, exc: Exception) -> JSONResponse:
-    exc = cast(WeightgenError, exc)  # registered for this class only
+def domain(request: Request, exc: WeightgenError) -> JSONResponse:
+    """The problem answer of a domain error (also used by middleware, outside the router)."""
     if isinstance(exc, Unavailable):
         headers = {"Retry-After": str(exc.retry_after)}
         return problem(503, exc.slug, exc.detail, headers, instance=instance(request))
     status = HTTP_422_UNPROCESSABLE_CONTENT if isinstance(exc, InvalidRequest) else 500
     return problem(status, exc.slug, exc.detail, instance=instance(request))
+
+
+def semantics(request: Request, exc: Exception) -> JSONResponse:
+    """The problem answer of an HTTP-semantics refusal (406, 412, 416) of service.api.http."""
+    if isinstance(exc, NotAcceptable):
+        return problem(406, "not-acceptable", str(exc), instance=instance(request))
+    if isinstance(exc, PreconditionFailed):
+        detail = "If-None-Match matches the ETag of this answer"
+        return problem(412, "precondition-failed", detail, instance=instance(request))
+    if isinstance(exc, RangeNotSatisfiable):
+        headers = {"Content-Range": f"bytes */{exc.length}"}
+        return problem(416, "range-not-satisfiable", str(exc), headers, instance=instance(request))
+    raise TypeError(f"not an HTTP-semantics refusal: {exc!r}")
+
+
+REFUSALS = (NotAcceptable, PreconditionFailed, RangeNotSatisfiable)
+
+
+async def _on_domain(request: Request, exc: Exception) -> JSONResponse:
+    return domain(request, cast(WeightgenError, exc))  # registered for this class only
+
+
+async def _on_semantics(request: Request, exc: Exception) -> JSONResponse:
+    return semantics(request, exc)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -143,5 +168,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(WeightgenError, _on_domain)
+    for refusal in REFUSALS:
+        app.add_exception_handler(refusal, _on_semantics)
     app.add_exception_handler(HTTPException, _on_http)
     app.add_exception_handler(Exception, _on_unexpected)

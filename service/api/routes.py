@@ -6,16 +6,14 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.analyze import analyze
-from service.api import bundles, tensors
+from service.api import bundles, queries, tensors
 from service.api.catalogue import catalogue, preset_catalogue
-from service.api.metrics import Metrics
+from service.api.deps import services
 from service.api.models import (
     AnalyzeRequest,
     AnalyzeResponse,
@@ -24,7 +22,6 @@ from service.api.models import (
     DescribeResponse,
     TensorRequest,
 )
-from service.engines import Engines
 from service.formats import WRITERS
 
 router = APIRouter()
@@ -59,11 +56,6 @@ _TENSOR: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _engines(request: Request) -> Engines:
-    engines: Engines = request.app.state.engines
-    return engines
-
-
 @router.post("/v1/tensors", responses=_TENSOR, response_class=Response, tags=["tensors"])
 async def post_tensor(body: TensorRequest, request: Request) -> Response:
     """The tensor a JSON body describes, streamed in the format asked (field or Accept)."""
@@ -89,10 +81,10 @@ _GET_RESPONSES = {
 async def get_tensor(scheme: str, request: Request) -> Response:
     """The same tensor as a cacheable URL: every request field is a query parameter
     (lists comma-separated: `shape=256,128`); `describe=true` answers the JSON plan instead."""
-    # a URL already planned never gets here: service.api.cache.CachedUrls answers it
-    body, describe = tensors.request_from_query(scheme, request)
+    # a URL already planned never gets here: service.api.fastlane answers it
+    body, describe = queries.tensor_query(scheme, request)
     if describe:
-        out = DescribeResponse.of(tensors.make_plan(body, request))
+        out = tensors.describe(body, request)
         return Response(out.model_dump_json(), media_type="application/json")
     return await tensors.serve(body, request)
 
@@ -100,7 +92,7 @@ async def get_tensor(scheme: str, request: Request) -> Response:
 @router.post("/v1/tensors/describe", responses=_ERRORS, tags=["tensors"])
 async def describe(body: TensorRequest, request: Request) -> DescribeResponse:
     """Fans, stddev, limit, effective std, size, ETag and GET URL of a tensor, without sampling."""
-    return DescribeResponse.of(tensors.make_plan(body, request))
+    return tensors.describe(body, request)
 
 
 _BUNDLE: dict[int | str, dict[str, Any]] = {
@@ -119,9 +111,9 @@ async def post_bundle(body: BundleRequest, request: Request) -> Response:
 
 
 @router.post("/v1/bundles/describe", responses=_ERRORS, tags=["bundles"])
-def describe_bundle(body: BundleRequest, request: Request) -> BundleDescribeResponse:
+async def describe_bundle(body: BundleRequest, request: Request) -> BundleDescribeResponse:
     """Each member's plan and offsets, the bundle's size, ETag and GET URL, without sampling."""
-    return BundleDescribeResponse.of(*bundles.make(body, request))
+    return await bundles.describe(body, request)
 
 
 @router.get("/v1/bundles/{manifest}", responses=_BUNDLE, response_class=Response, tags=["bundles"])
@@ -135,24 +127,15 @@ def describe_bundle(body: BundleRequest, request: Request) -> BundleDescribeResp
 async def get_bundle(
     manifest: str,
     request: Request,
-    describe: bool = False,  # in the OpenAPI document; read_query reads it, repeats refused
+    describe: bool = False,  # noqa: ARG001 - for the OpenAPI document; bundle_query reads it
 ) -> Response:
     """The bundle whose manifest the URL carries (from describe's `url`); Range, HEAD and
     If-None-Match work as for tensors; `describe=true` answers the JSON description."""
-    # a URL already planned never gets here: service.api.cache.CachedUrls answers it
-    params, describe = tensors.read_query(request)  # as for tensor URLs: repeats refused
-    if params:  # and a misspelt parameter is refused, not ignored
-        extra = "Extra inputs are not permitted"
-        raise RequestValidationError(
-            [
-                {"type": "extra_forbidden", "loc": ("query", k), "msg": extra, "input": v}
-                for k, v in params.items()
-            ]
-        )
+    # a URL already planned never gets here: service.api.fastlane answers it
+    asked = queries.bundle_query(request)  # as for tensor URLs: repeats refused
     body = bundles.decode(manifest)
-    if describe:
-        made = await anyio.to_thread.run_sync(bundles.make, body, request)
-        out = BundleDescribeResponse.of(*made)
+    if asked:
+        out = await bundles.describe(body, request)
         return Response(out.model_dump_json(), media_type="application/json")
     return await bundles.serve(body, request)
 
@@ -166,8 +149,8 @@ async def presets_catalogue() -> dict[str, Any]:
 @router.post("/v1/analyze", responses=_ERRORS, tags=["analysis"])
 def analyze_signal(body: AnalyzeRequest, request: Request) -> AnalyzeResponse:
     """Per-layer std of activations and gradients through a deep MLP initialized by a scheme."""
-    limits, engines = tensors.planning(request)
-    return AnalyzeResponse.model_validate(analyze(body.to_spec(), limits, engines))
+    s = services(request)
+    return AnalyzeResponse.model_validate(analyze(body.to_spec(), s.limits, s.engines))
 
 
 @router.get("/v1/schemes", tags=["catalogue"])
@@ -196,7 +179,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", tags=["operations"])
 async def readyz(request: Request) -> dict[str, object]:
     """Readiness: the engines are built; the devices served; whether the fused kernel is."""
-    engines = _engines(request)
+    engines = services(request).engines
     return {
         "status": "ready",
         "engine": engines.cpu.name,
@@ -208,5 +191,4 @@ async def readyz(request: Request) -> dict[str, object]:
 @router.get("/metrics", response_class=Response, tags=["operations"])
 async def metrics(request: Request) -> Response:
     """Prometheus text format: requests, generation work and time, streams."""
-    registry: Metrics = request.app.state.metrics
-    return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(services(request).metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -10,17 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from service.api.metrics import Metrics
-from service.plan import Span
-
-if TYPE_CHECKING:
-    from service.api.respond import Payload
+from service.plan import Payload, Span
 
 CHUNK_BYTES = 1 << 20  # one ASGI body message
 log = logging.getLogger("weightgen.stream")
@@ -55,7 +51,7 @@ def generate(span: Span, metrics: Metrics, fmt: str) -> memoryview:
     """The wanted bytes of one span (a block of elements), counted in the metrics."""
     plan = span.plan
     began = time.perf_counter()
-    data = plan.engine.generate(plan.sampling(), span.lo, span.hi, plan.device)
+    data = plan.engine.generate(plan.sampling, span.lo, span.hi, plan.device)
     metrics.generated(plan, fmt, span.hi - span.lo, data.nbytes, time.perf_counter() - began)
     return data[span.byte_lo : span.byte_hi]
 
@@ -74,13 +70,12 @@ class PayloadResponse(Response):
         block: int,
         capacity: Capacity,
         metrics: Metrics,
-        fmt: str,
         send_timeout: float = 60.0,
     ) -> None:
         self.status_code = status_code
         self.background = None
         self.payload, self.start, self.stop, self.block = payload, start, stop, block
-        self.capacity, self.metrics, self.fmt = capacity, metrics, fmt
+        self.capacity, self.metrics, self.fmt = capacity, metrics, payload.format
         self.send_timeout = send_timeout
         self.raw_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()

@@ -2,21 +2,30 @@
  * The fused CPU kernel of algorithm v1 (service/rng.py): Philox4x32-10 words, the uniform,
  * Wichura's AS241 with the project's own log, truncation, scale and shift, in float64, then one
  * cast to float32 (or float64 kept). Every operation is the reference's, in the reference's
- * order; the build passes -ffp-contract=off so nothing becomes a fused multiply-add, and sqrt
- * is the correctly rounded IEEE one. The tests compare its bytes with the numpy engine's.
+ * order; nothing becomes a fused multiply-add (-ffp-contract=off for gcc, the pragma below for
+ * clang), and sqrt is the correctly rounded IEEE one. The tests compare its bytes with the numpy
+ * engine's.
  *
  * generate(out, kind, start, stop, seed, stream, wide, loc, sigma, low, width,
  *          t_lo, t_hi, t_low_cdf, t_mass, t_sign)
  *   out   writable buffer of (stop - start) float32, or float64 when wide
- *   kind  0 normal, 1 truncated normal, 2 uniform
+ *   kind  enum kind: 0 normal, 1 truncated normal, 2 uniform (also the module's KIND_* constants)
  * The GIL is released while it runs, so Python threads can run it on disjoint slices.
  *
  * Three builds of the same operations, the best the CPU has chosen at import (`isa`): `run512`
  * and `run256`, written with AVX-512 (F, VL, DQ, BW) and AVX2 intrinsics, and `run`, portable C
  * (target clones for AVX2 and plain x86-64; its loops vectorize; the only build on other CPUs,
  * such as aarch64). WEIGHTGEN_KERNEL=avx2 or =portable chooses a lower one, so the tests can
- * compare them on one machine.
+ * compare them on one machine. Target clones need ifunc; where the platform has none (macOS,
+ * musl), setup.py builds again with WEIGHTGEN_NO_CLONES: `run` is then plain C for the baseline
+ * ISA, and the SIMD builds, plain `target` attributes chosen by a branch, stay.
  */
+#if defined(__clang__)
+/* clang contracts a*x+c into an FMA by default and obeys this pragma whatever the flags; gcc
+ * ignores it (with a -Wunknown-pragmas warning, an error for the -Werror harness build) and
+ * obeys -ffp-contract=off, which setup.py passes */
+#pragma STDC FP_CONTRACT OFF
+#endif
 #ifndef WEIGHTGEN_NO_PYTHON /* tests/unit/test_kernel_arch.py builds the kernel alone */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -38,6 +47,9 @@
 #define TWO_M52 0x1p-52
 #define P_MAX (1.0 - 0x1p-53) /* the largest double below 1 */
 #define CHUNK 1024
+
+/* the values are the Python side's (fast.KINDS), which passes them to generate */
+enum kind { KIND_NORMAL = 0, KIND_TRUNCATED_NORMAL = 1, KIND_UNIFORM = 2 };
 
 static const double A[8] = {3.3871328727963666080e0, 1.3314166789178437745e2, 1.9715909503065514427e3, 1.3731693765509461125e4, 4.5921953931549871457e4, 6.7265770927008700853e4, 3.3430575583588128105e4, 2.5090809287301226727e3};
 static const double B[8] = {1.0, 4.2313330701600911252e1, 6.8718700749205790830e2, 5.3941960214247511077e3, 2.1213794301586595867e4, 3.9307895800092710610e4, 2.8729085735721942674e4, 5.2264952788528545610e3};
@@ -170,7 +182,7 @@ static inline __attribute__((always_inline)) const uint32_t *words(uint32_t *out
 }
 
 typedef struct {
-    int kind, wide;
+    int kind, wide; /* kind an enum kind: int, as PyArg_ParseTuple's "i" and the harness fill it */
     uint64_t seed, stream;
     double loc, sigma, low, width, t_lo, t_hi, t_low_cdf, t_mass, t_sign;
 } Job;
@@ -197,7 +209,7 @@ static inline __attribute__((always_inline)) void truncate_uniforms(const Job *j
 
 /* after Φ⁻¹: clamp and sign (truncated), scale and shift, store float32 or float64 */
 static inline __attribute__((always_inline)) void finish(const Job *j, double *z, void *out, int n) {
-    if (j->kind == 1) {
+    if (j->kind == KIND_TRUNCATED_NORMAL) {
         for (int i = 0; i < n; i++) {
             double v = z[i] < j->t_lo ? j->t_lo : (z[i] > j->t_hi ? j->t_hi : z[i]);
             z[i] = j->t_sign < 0.0 ? -v : v;
@@ -227,11 +239,11 @@ static inline __attribute__((always_inline)) void store_uniform(const Job *j, co
 static inline __attribute__((always_inline)) void from_words(const Job *j, const uint32_t *w, double *u, double *z,
                                                              void *out, int n, void (*inverse)(double *, double *, int)) {
     uniforms(w, u, n, j->wide);
-    if (j->kind == 2) {
+    if (j->kind == KIND_UNIFORM) {
         store_uniform(j, u, out, n);
         return;
     }
-    if (j->kind == 1) truncate_uniforms(j, u, n);
+    if (j->kind == KIND_TRUNCATED_NORMAL) truncate_uniforms(j, u, n);
     inverse(u, z, n);
     finish(j, z, out, n);
 }
@@ -250,7 +262,7 @@ static inline __attribute__((always_inline)) void drive(const Job *j, void *out,
     for (int64_t lo = start; lo < stop; lo += CHUNK) {
         int n = (int)((stop - lo) < CHUNK ? (stop - lo) : CHUNK);
         char *o = (char *)out + (size_t)(lo - start) * size;
-        if (normal32 != NULL && !j->wide && j->kind != 2) {
+        if (normal32 != NULL && !j->wide && j->kind != KIND_UNIFORM) {
             normal32(j, (float *)o, (uint64_t)lo, n);
             continue;
         }
@@ -259,10 +271,15 @@ static inline __attribute__((always_inline)) void drive(const Job *j, void *out,
     }
 }
 
-#if defined(X86) && !defined(WEIGHTGEN_NO_CLONES) /* the harness builds the plain one alone */
-__attribute__((target_clones("avx2", "default")))
+/* target clones dispatch through an ifunc: glibc ELF only. The harness also builds without them
+ * to test the plain x86-64 code, which an AVX2 CPU would never pick. */
+#if defined(X86) && !defined(WEIGHTGEN_NO_CLONES)
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
 #endif
-static void run(const Job *j, void *out, int64_t start, int64_t stop) {
+
+CLONES static void run(const Job *j, void *out, int64_t start, int64_t stop) {
     drive(j, out, start, stop, words, ppf, NULL);
 }
 
@@ -376,7 +393,7 @@ AVX512 static void normal32(const Job *j, float *out, uint64_t w0, int n) {
     const uint32_t *w = words512(wbuf, w0, n, j->seed, j->stream);
     const __m512d half = _mm512_set1_pd(0.5), two_m32 = _mm512_set1_pd(TWO_M32);
     const __m512d mass = _mm512_set1_pd(j->t_mass), low_cdf = _mm512_set1_pd(j->t_low_cdf);
-    const int trunc = j->kind == 1;
+    const int trunc = j->kind == KIND_TRUNCATED_NORMAL;
     for (int i = 0; i < n; i += 8) {
         __mmask8 live = (__mmask8)(n - i >= 8 ? 0xFF : (1u << (n - i)) - 1);
         __m512d u = _mm512_cvtepu32_pd(_mm256_maskz_loadu_epi32(live, w + i));
@@ -521,7 +538,7 @@ AVX2 static void normal32_avx2(const Job *j, float *out, uint64_t w0, int n) {
     const __m256d half = _mm256_set1_pd(0.5), two_m32 = _mm256_set1_pd(TWO_M32), two_31 = _mm256_set1_pd(0x1p31);
     const __m256d mass = _mm256_set1_pd(j->t_mass), low_cdf = _mm256_set1_pd(j->t_low_cdf);
     const __m128i flip_sign = _mm_set1_epi32((int)0x80000000u);
-    const int trunc = j->kind == 1;
+    const int trunc = j->kind == KIND_TRUNCATED_NORMAL;
     for (int i = 0; i < n; i += 4) {
         /* (double)w exactly: w - 2^31 as a signed int, then + 2^31 */
         __m128i wv = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(w + i)), flip_sign);
@@ -589,7 +606,7 @@ static PyObject *generate(PyObject *self, PyObject *args) {
         return NULL;
     j.seed = seed;
     j.stream = stream;
-    if (stop < start || stop - start > buf.len / (j.wide ? 8 : 4) || j.kind < 0 || j.kind > 2) {
+    if (stop < start || stop - start > buf.len / (j.wide ? 8 : 4) || j.kind < KIND_NORMAL || j.kind > KIND_UNIFORM) {
         PyBuffer_Release(&buf);
         PyErr_SetString(PyExc_ValueError, "bad range, kind or buffer size");
         return NULL;
@@ -614,6 +631,17 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastcore", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__fastcore(void) {
+    /* the kernel stores native-order floats into the little-endian arrays fast.py hands it: on a
+     * big-endian host every value would be byte-swapped. ImportError is fast.py's "not built",
+     * so the reference path runs. Tested at run time: not every compiler has __BYTE_ORDER__. */
+    const uint32_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    if (first != 1) {
+        PyErr_SetString(PyExc_ImportError, "_fastcore: big-endian host, the kernel writes little-endian "
+                                           "arrays in native order; the reference path is used");
+        return NULL;
+    }
 #ifdef X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) isa = 1;
@@ -628,7 +656,11 @@ PyMODINIT_FUNC PyInit__fastcore(void) {
     make_tables();
 #endif
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddStringConstant(m, "isa", ISA_NAMES[isa]) < 0) {
+    if (m == NULL) return NULL;
+    if (PyModule_AddStringConstant(m, "isa", ISA_NAMES[isa]) < 0 ||
+        PyModule_AddIntConstant(m, "KIND_NORMAL", KIND_NORMAL) < 0 ||
+        PyModule_AddIntConstant(m, "KIND_TRUNCATED_NORMAL", KIND_TRUNCATED_NORMAL) < 0 ||
+        PyModule_AddIntConstant(m, "KIND_UNIFORM", KIND_UNIFORM) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -2,40 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
-from service import rng
+from service.distributions import Distribution
 from service.dtypes import DType
-from service.schemes import SchemePlan
+from service.shapes import Shape, numel
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """One tensor to sample: the resolved scheme, the seed, the name's stream, the dtype."""
+    """One tensor to sample: its distribution and shape, the seed, the stream of its name (see
+    `service.rng.stream_id`), the dtype, and rows along axis 0 set to zero (an embedding's
+    padding row)."""
 
-    scheme: SchemePlan
+    distribution: Distribution
+    shape: Shape
     seed: int
-    name: str
+    stream: int
     dtype: DType
-    zero_rows: tuple[int, ...] = ()  # rows (along axis 0) set to zero, e.g. an embedding's padding
-    stream: int = field(init=False)
+    zero_rows: tuple[int, ...] = ()
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "stream", rng.stream_id(self.name))
-
-    @property
+    @cached_property
     def numel(self) -> int:
-        n = 1
-        for d in self.scheme.shape:
-            n *= d
-        return n
+        return numel(self.shape)
 
 
 def blank_rows(view: memoryview, s: Sampling, start: int, stop: int) -> memoryview:
     """Zero the bytes of `s.zero_rows` within elements [start, stop) of `view` (in place)."""
     if s.zero_rows:
-        row, size = s.numel // s.scheme.shape[0], s.dtype.itemsize
+        row, size = s.numel // s.shape[0], s.dtype.itemsize
         for r in s.zero_rows:
             lo, hi = max(r * row, start), min((r + 1) * row, stop)
             if lo < hi:

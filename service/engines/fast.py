@@ -3,7 +3,6 @@ threads. Same bytes as the reference path; `available()` says whether it was bui
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -13,10 +12,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from service.distributions import RANDOM, Normal, Random, TruncatedNormal, Uniform
 from service.engines.base import Sampling
-from service.engines.values import bounds, truncation
+from service.engines.values import truncation
 
-KINDS = {"normal": 0, "truncated_normal": 1, "uniform": 2}
 MIN_SPLIT = 1 << 16  # elements below which one thread does it all
 
 
@@ -51,7 +50,19 @@ def isa() -> str | None:
 
 
 def supports(s: Sampling) -> bool:
-    return CORE is not None and s.scheme.law.kind in KINDS
+    return CORE is not None and isinstance(s.distribution, RANDOM)
+
+
+def _kind(d: type[Random]) -> int:
+    """The kernel's number for a random kind (its `enum kind`)."""
+    if CORE is None:
+        raise RuntimeError("the fused kernel was not built")
+    names = {
+        Normal: "KIND_NORMAL",
+        TruncatedNormal: "KIND_TRUNCATED_NORMAL",
+        Uniform: "KIND_UNIFORM",
+    }
+    return int(getattr(CORE, names[d]))
 
 
 NO_TRUNCATION = (0.0, 0.0, 0.0, 0.0, 1.0)  # t_lo, t_hi, t_low_cdf, t_mass, t_sign
@@ -59,7 +70,7 @@ NO_TRUNCATION = (0.0, 0.0, 0.0, 0.0, 1.0)  # t_lo, t_hi, t_low_cdf, t_mass, t_si
 
 def _generate(
     out: Any,
-    kind: str,
+    kind: type[Random],
     start: int,
     stop: int,
     s: tuple[int, int, bool],
@@ -75,7 +86,7 @@ def _generate(
         raise RuntimeError("the fused kernel was not built")
     seed, stream, wide = s
     CORE.generate(
-        out, KINDS[kind], start, stop, seed, stream, int(wide), loc, sigma, low, width, *trunc
+        out, _kind(kind), start, stop, seed, stream, int(wide), loc, sigma, low, width, *trunc
     )
 
 
@@ -84,7 +95,7 @@ def standard_normals(count: int, seed: int, stream: int) -> npt.NDArray[np.float
     `rng.normal_ppf(rng.uniform(..., wide=True))` gives (z * 1 + 0 is z: Φ⁻¹ never gives -0),
     without that path's float64 temporaries."""
     out = np.empty(count, dtype=np.float64)
-    _generate(out, "normal", 0, count, (seed, stream, True), sigma=1.0)
+    _generate(out, Normal, 0, count, (seed, stream, True), sigma=1.0)
     return out
 
 
@@ -98,26 +109,10 @@ class FastKernel:
         )
 
     def fill(self, out: Any, s: Sampling, start: int, stop: int) -> None:
-        law = s.scheme.law
-        trunc = NO_TRUNCATION
-        if law.kind == "truncated_normal":
-            tr = truncation(*bounds(law.alpha, law.beta))
-            trunc = (tr.lo, tr.hi, tr.low_cdf, tr.mass, tr.sign)
-        low, width = 0.0, 0.0
-        if law.kind == "uniform":
-            low, high = bounds(law.low, law.high)
-            width = high - low
-        sigma = law.stddev if law.stddev is not None else 0.0
-        fill = functools.partial(
-            _generate,
-            kind=law.kind,
-            s=(s.seed, s.stream, s.dtype.words == 2),
-            loc=law.loc,
-            sigma=sigma,
-            low=low,
-            width=width,
-            trunc=trunc,
-        )
+        d = s.distribution
+        if not isinstance(d, RANDOM):
+            raise ValueError(f"the fused kernel does not draw kind {d.kind!r}")
+        kind, key, args = type(d), (s.seed, s.stream, s.dtype.words == 2), _arguments(d)
         n = stop - start
         parts = self.threads if self.pool is not None and n >= MIN_SPLIT else 1
         edges = [start + n * i // parts for i in range(parts + 1)]
@@ -127,10 +122,20 @@ class FastKernel:
         def part(i: int) -> None:
             lo, hi = edges[i], edges[i + 1]
             chunk = view[(lo - start) * size : (hi - start) * size]
-            fill(chunk, start=lo, stop=hi)
+            _generate(chunk, kind, lo, hi, key, **args)
 
         # the calling thread takes the first part itself: one hand-off fewer, and it is awake
         others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
         part(0)
         for f in others:
             f.result()
+
+
+def _arguments(d: Random) -> dict[str, Any]:
+    """The kernel's parameters of a distribution (loc, sigma; low, width; the truncation)."""
+    if isinstance(d, Uniform):
+        return {"low": d.low, "width": d.high - d.low}
+    if isinstance(d, Normal):
+        return {"loc": d.loc, "sigma": d.scale}
+    tr = truncation(d.alpha, d.beta)
+    return {"loc": d.loc, "sigma": d.scale, "trunc": (tr.lo, tr.hi, tr.low_cdf, tr.mass, tr.sign)}

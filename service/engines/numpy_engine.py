@@ -9,11 +9,12 @@ import ml_dtypes
 import numpy as np
 import numpy.typing as npt
 
+from service.distributions import STRUCTURED
 from service.dtypes import DType
 from service.engines import structured
 from service.engines.base import Sampling, blank_rows
 from service.engines.fast import FastKernel, available, standard_normals, supports
-from service.engines.values import STRUCTURED_KINDS, values
+from service.engines.values import values
 
 E4M3_MAX = 448.0  # largest finite float8_e4m3fn; torch saturates there, so do we
 
@@ -105,7 +106,7 @@ class NumpyEngine:
             out = raw if wide else narrow(raw, sampling.dtype)
             return blank_rows(out.view(np.uint8).data, sampling, start, stop)
         out = np.empty(max(stop - start, 0), dtype=NUMPY_DTYPES[sampling.dtype.name])
-        if stop > start and sampling.scheme.law.kind in STRUCTURED_KINDS:
+        if stop > start and isinstance(sampling.distribution, STRUCTURED):
             out[:] = cast(self.memo.get(self.ops, sampling)[start:stop], sampling.dtype)
         else:
             for lo in range(start, stop, self.chunk):

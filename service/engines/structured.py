@@ -6,7 +6,6 @@ only (weak ETag). They need the whole matrix, so memory is O(tensor), not O(bloc
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service import rng
+from service.distributions import DeltaOrthogonal, Orthogonal
 from service.engines.base import Sampling
 
 F64 = npt.NDArray[np.float64]
@@ -74,8 +74,7 @@ class Memo:
     @staticmethod
     def key(s: Sampling) -> tuple[object, ...]:
         """Everything a structured tensor's values depend on."""
-        p = s.scheme
-        return (p.law.kind, p.shape, p.kept_axis, p.gain, s.seed, s.stream)
+        return (s.distribution, s.shape, s.seed, s.stream)
 
     def get(self, ops: rng.ArrayOps, s: Sampling) -> F64:
         key = self.key(s)
@@ -117,20 +116,21 @@ class Memo:
 
 def tensor(ops: rng.ArrayOps, s: Sampling, draw: Normals | None = None) -> F64:
     """The whole tensor, float64, C order."""
-    shape = s.scheme.shape
-    gain = 1.0 if s.scheme.gain is None else s.scheme.gain  # 0 is a gain: torch gives zeros
-    numel = math.prod(shape)
-    if numel == 0:
+    shape, d = s.shape, s.distribution
+    if s.numel == 0:
         return np.zeros(0)
-    if s.scheme.law.kind == "orthogonal":
-        kept = s.scheme.kept_axis if s.scheme.kept_axis is not None else len(shape) - 1
-        cols = shape[kept]
-        m = orthogonal_matrix(ops, s, numel // cols, cols, draw)
-        m *= gain
-        rest = tuple(d for i, d in enumerate(shape) if i != kept)
-        return np.ascontiguousarray(np.moveaxis(m.reshape(*rest, cols), -1, kept)).reshape(-1)
+    if isinstance(d, Orthogonal):
+        cols = shape[d.kept_axis]
+        m = orthogonal_matrix(ops, s, s.numel // cols, cols, draw)
+        m *= d.gain  # 0 is a gain: torch gives zeros
+        rest = tuple(n for i, n in enumerate(shape) if i != d.kept_axis)
+        return np.ascontiguousarray(np.moveaxis(m.reshape(*rest, cols), -1, d.kept_axis)).reshape(
+            -1
+        )
+    if not isinstance(d, DeltaOrthogonal):
+        raise ValueError(f"not a structured kind: {d.kind!r}")
     cin, cout = shape[-2], shape[-1]
     out = np.zeros(shape)
     centre = tuple((k - 1) // 2 for k in shape[:-2])
-    out[centre] = orthogonal_matrix(ops, s, cin, cout, draw) * gain
+    out[centre] = orthogonal_matrix(ops, s, cin, cout, draw) * d.gain
     return out.reshape(-1)

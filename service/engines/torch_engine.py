@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from service.distributions import STRUCTURED
 from service.dtypes import DType
 from service.engines import structured
 from service.engines.base import Sampling, blank_rows
 from service.engines.numpy_engine import E4M3_MAX, NumpyOps
-from service.engines.values import STRUCTURED_KINDS, values
+from service.engines.values import values
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
     "float64": torch.float64,
@@ -105,7 +106,7 @@ class TorchEngine:
         ops = TorchOps(dev)
         dtype = TORCH_DTYPES[sampling.dtype.name]
         out = torch.empty(max(stop - start, 0), dtype=dtype, device=dev)
-        if stop > start and sampling.scheme.law.kind in STRUCTURED_KINDS:
+        if stop > start and isinstance(sampling.distribution, STRUCTURED):
             full = np.array(
                 self.memo.get(NumpyOps(), sampling)[start:stop]
             )  # the memo is read-only

@@ -6,11 +6,17 @@ import functools
 from typing import Any
 
 from service import rng
+from service.distributions import (
+    RANDOM,
+    Constant,
+    Dirac,
+    Identity,
+    Normal,
+    Random,
+    Uniform,
+)
 from service.engines.base import Sampling
 from service.rng import ArrayOps
-
-RANDOM_KINDS = frozenset({"normal", "truncated_normal", "uniform"})
-STRUCTURED_KINDS = frozenset({"orthogonal", "delta_orthogonal"})
 
 
 @functools.lru_cache(maxsize=256)
@@ -20,42 +26,34 @@ def truncation(alpha: float, beta: float) -> rng.Truncation:
 
 def values(ops: ArrayOps, s: Sampling, start: int, stop: int) -> Any:
     """float64 values of elements [start, stop): random kinds and deterministic ones."""
-    law = s.scheme.law
-    if law.kind in RANDOM_KINDS:
-        u = rng.uniform(ops, s.seed, s.stream, start, stop, wide=s.dtype.words == 2)
-        if law.kind == "uniform":
-            low, high = bounds(law.low, law.high)
-            return u * (high - low) + low
-        sigma = law.stddev if law.stddev is not None else 0.0
-        if law.kind == "normal":
-            z = rng.normal_ppf(ops, u)
-        else:
-            alpha, beta = bounds(law.alpha, law.beta)
-            z = rng.truncated_ppf(ops, u, truncation(alpha, beta))
-        return z * sigma + law.loc
+    d = s.distribution
+    if isinstance(d, RANDOM):
+        return _random(ops, s, d, start, stop)
     index = ops.arange(start, stop)
     zero = ops.to_float(index) * 0.0
-    if law.kind == "constant":
-        return zero + law.loc
-    gain = s.scheme.gain if s.scheme.gain is not None else 1.0
-    if law.kind == "identity":
-        cols = s.scheme.shape[1]
-        return ops.where(index // cols == index % cols, zero + gain, zero)
-    if law.kind == "dirac":
-        return ops.where(_dirac_ones(index, s), zero + 1.0, zero)
-    raise ValueError(f"values() does not produce kind {law.kind!r}")
+    if isinstance(d, Constant):
+        return zero + d.value
+    if isinstance(d, Identity):
+        cols = s.shape[1]
+        return ops.where(index // cols == index % cols, zero + d.gain, zero)
+    if isinstance(d, Dirac):
+        return ops.where(_dirac_ones(index, s.shape, d.groups), zero + 1.0, zero)
+    raise ValueError(f"values() does not produce kind {d.kind!r}")
 
 
-def bounds(low: float | None, high: float | None) -> tuple[float, float]:
-    if low is None or high is None:
-        raise ValueError("a bounded law without bounds")
-    return low, high
+def _random(ops: ArrayOps, s: Sampling, d: Random, start: int, stop: int) -> Any:
+    u = rng.uniform(ops, s.seed, s.stream, start, stop, wide=s.dtype.words == 2)
+    if isinstance(d, Uniform):
+        return u * (d.high - d.low) + d.low
+    if isinstance(d, Normal):
+        z = rng.normal_ppf(ops, u)
+    else:
+        z = rng.truncated_ppf(ops, u, truncation(d.alpha, d.beta))
+    return z * d.scale + d.loc
 
 
-def _dirac_ones(index: Any, s: Sampling) -> Any:
+def _dirac_ones(index: Any, shape: tuple[int, ...], groups: int) -> Any:
     """torch dirac_: 1 at [g·opg + d, d, k0//2, …] for d < min(opg, in), opg = out/groups."""
-    shape = s.scheme.shape
-    groups = int(s.scheme.params.get("groups", 1))
     per_group = shape[0] // groups
     spatial = shape[2:]
     centre = 0

@@ -6,7 +6,7 @@ framework's to the last bit where the framework works in float64 (Keras, TF1, to
 their scale in Python floats; JAX casts the variance to the tensor dtype, Caffe computes in
 the blob's dtype: those two agree to float32 rounding, see docs/schemes.md).
 
-Sources (see `shared/reference/initializers.md`): torch/nn/init.py (torch 2.13),
+Sources (the frameworks' own code; docs/schemes.md): torch/nn/init.py (torch 2.13),
 keras/src/initializers/random_initializers.py (Keras 3.15), jax/_src/nn/initializers.py
 (JAX 0.10), tensorflow/contrib/layers/python/layers/initializers.py (TF1),
 caffe include/caffe/filler.hpp.
@@ -24,7 +24,6 @@ from service.schemes.catalogue import (
     PARAMS,
     REQUIRED,
     SCHEMES,
-    ParamInfo,
     Scheme,
     lookup,
     resolve,
@@ -75,7 +74,6 @@ __all__ = [
     "Law",
     "Mode",
     "Nonlinearity",
-    "ParamInfo",
     "ParamValue",
     "Params",
     "Scheme",

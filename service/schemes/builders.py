@@ -1,4 +1,8 @@
-"""Builders: one per family of schemes, each reproducing its framework's arithmetic."""
+"""Builders: one per family of schemes, each reproducing its framework's arithmetic.
+
+A builder does the arithmetic; the convention in its context says what the fans are, how the
+framework's source orders the operations where they differ, and the text of the call.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from service.errors import SchemeError, ShapeError, one_of
-from service.schemes.conventions import ConventionRule, _axes
+from service.schemes.conventions import ConventionRule, Family
+from service.schemes.fans import normalize_axes
 from service.schemes.gains import calculate_gain
 from service.schemes.laws import (
     Law,
@@ -29,12 +34,11 @@ from service.schemes.vocabulary import (
     Shape,
 )
 
-# --------------------------------------------------------------------------------------------
-# Builders: one per family of schemes
-
 
 @dataclass(frozen=True)
-class _Ctx:
+class Context:
+    """One resolved request, as a builder sees it: parameters checked and defaults filled."""
+
     scheme: str
     rule: ConventionRule
     shape: Shape
@@ -63,6 +67,9 @@ class _Ctx:
         )
 
 
+Builder = Callable[[Context], SchemePlan]
+
+
 def _g(x: float) -> str:
     return f"{x:.10g}"
 
@@ -77,7 +84,7 @@ def _mode_fan(mode: Mode, fan_in: float, fan_out: float) -> float:
     return math.sqrt(fan_in * fan_out)
 
 
-def _positive_fan(ctx: _Ctx, mode: str, fan: float) -> None:
+def _positive_fan(ctx: Context, mode: str, fan: float) -> None:
     if fan <= 0:
         raise ShapeError(
             f"{mode} is {_g(fan)} for shape {list(ctx.shape)} under convention {ctx.rule.name}, "
@@ -86,8 +93,21 @@ def _positive_fan(ctx: _Ctx, mode: str, fan: float) -> None:
         )
 
 
+def _distribution(r: ConventionRule, distribution: Distribution, notes: list[str]) -> Distribution:
+    dist = distribution
+    if dist == "normal":
+        dist = r.normal_means
+        notes.append(f"'normal' means {dist} under convention {r.name}")
+    if dist not in r.distributions:
+        raise SchemeError(
+            f"distribution {distribution!r} is not available for variance scaling under "
+            f"convention {r.name}; expected one of {one_of((*r.distributions, 'normal'))}"
+        )
+    return dist
+
+
 def variance_scaling(
-    ctx: _Ctx, scale: float, mode: Mode, distribution: Distribution, call: str
+    ctx: Context, scale: float, mode: Mode, distribution: Distribution, call: str
 ) -> SchemePlan:
     """Variance scaling (Keras `VarianceScaling`, JAX `variance_scaling`, TF1 contrib).
 
@@ -104,15 +124,7 @@ def variance_scaling(
             f"expected one of {one_of(r.modes)}"
         )
     notes: list[str] = []
-    dist = distribution
-    if dist == "normal":
-        dist = r.normal_means
-        notes.append(f"'normal' means {dist} under convention {r.name}")
-    if dist not in r.distributions:
-        raise SchemeError(
-            f"distribution {distribution!r} is not available for variance scaling under "
-            f"convention {r.name}; expected one of {one_of((*r.distributions, 'normal'))}"
-        )
+    dist = _distribution(r, distribution, notes)
     fan_in, fan_out = ctx.fans()
     fan = _mode_fan(mode, fan_in, fan_out)
     n = max(1.0, fan) if r.clamp else fan
@@ -120,78 +132,106 @@ def variance_scaling(
     if n != fan:
         notes.append(f"{mode} = {_g(fan)} clamped to max(1, {mode}) = {_g(n)} (Keras)")
     den = f"max(1, {_g(fan)})" if r.clamp else _g(n)
+    law, formula = _scaled_law(r, dist, scale, n, den, notes)
     numbers = {"fan_in": fan_in, "fan_out": fan_out, "mode": mode, "n": n, "scale": scale}
     numbers["gain"] = math.sqrt(scale)
-    if dist == "uniform":
-        if r.name in ("tf1", "caffe"):  # their sources compute sqrt(3 * factor / n)
-            limit = math.sqrt(3.0 * scale / n)
-        else:
-            limit = math.sqrt(3.0 * (scale / n))
-        formula = f"L = √(3·{_g(scale)}/{den}) = {_g(limit)}; U(−L, L)"
-        law = uniform_law(-limit, limit)
-    elif dist == "untruncated_normal":
-        sigma = math.sqrt(scale / n)
-        formula = f"σ = √({_g(scale)}/{den}) = {_g(sigma)}; N(0, σ²)"
-        law = normal_law(0.0, sigma)
-    elif r.name == "tf1":
-        sigma = math.sqrt(TF1_TRUNCATED_FACTOR * scale / n)
-        formula = f"σ = √(1.3·{_g(scale)}/{den}) = {_g(sigma)}; N(0, σ²) cut at ±2σ"
-        law = truncated_law(0.0, sigma, -2.0, 2.0)
-        notes.append("TF1 contrib's 1.3 approximates 1/0.8796²: effective std is 1.0029×√(s/n)")
-    else:
-        sigma = math.sqrt(scale / n) / TRUNCATED_STD
-        formula = (
-            f"σ = √({_g(scale)}/{den})/0.87962566103423978 = {_g(sigma)}; "
-            "N(0, σ²) cut at ±2σ, effective std √(scale/n)"
-        )
-        law = truncated_law(0.0, sigma, -2.0, 2.0)
     return ctx.plan(law, call, formula, notes=tuple(notes), **numbers)
 
 
-def _vs_scheme(ctx: _Ctx) -> SchemePlan:
+def _scaled_law(
+    r: ConventionRule, dist: Distribution, scale: float, n: float, den: str, notes: list[str]
+) -> tuple[Law, str]:
+    if dist == "uniform":
+        if r.uniform_limit == "√(3·s/n)":  # TF1 and Caffe: sqrt(3 * factor / n)
+            limit = math.sqrt(3.0 * scale / n)
+        else:
+            limit = math.sqrt(3.0 * (scale / n))
+        return uniform_law(-limit, limit), f"L = √(3·{_g(scale)}/{den}) = {_g(limit)}; U(−L, L)"
+    if dist == "untruncated_normal":
+        sigma = math.sqrt(scale / n)
+        return normal_law(0.0, sigma), f"σ = √({_g(scale)}/{den}) = {_g(sigma)}; N(0, σ²)"
+    if r.truncated_sigma == "√(1.3·s/n)":
+        sigma = math.sqrt(TF1_TRUNCATED_FACTOR * scale / n)
+        notes.append("TF1 contrib's 1.3 approximates 1/0.8796²: effective std is 1.0029×√(s/n)")
+        formula = f"σ = √(1.3·{_g(scale)}/{den}) = {_g(sigma)}; N(0, σ²) cut at ±2σ"
+        return truncated_law(0.0, sigma, -2.0, 2.0), formula
+    sigma = math.sqrt(scale / n) / TRUNCATED_STD
+    formula = (
+        f"σ = √({_g(scale)}/{den})/0.87962566103423978 = {_g(sigma)}; "
+        "N(0, σ²) cut at ±2σ, effective std √(scale/n)"
+    )
+    return truncated_law(0.0, sigma, -2.0, 2.0), formula
+
+
+def _scaling_call(
+    ctx: Context, family: Family, scale: float, mode: str, dist: str, **more: object
+) -> str:
+    r = ctx.rule
+    mode_name = r.mode_name(mode)
+    return r.call(
+        family, factor=_g(scale), scale=scale, mode=mode, mode_name=mode_name, distribution=dist,
+        uniform=dist == "uniform", **more,
+    )  # fmt: skip
+
+
+def variance_scaling_scheme(ctx: Context) -> SchemePlan:
+    """`variance_scaling(factor, mode, distribution)`, all three from the request."""
     factor, mode, dist = ctx.num("factor"), ctx.word("mode"), ctx.word("distribution")
-    tf1_mode = {"fan_in": "FAN_IN", "fan_out": "FAN_OUT", "fan_avg": "FAN_AVG"}.get(mode, mode)
-    call = {
-        "keras": f"keras.initializers.VarianceScaling({_g(factor)}, {mode!r}, {dist!r})",
-        "jax": f"jax.nn.initializers.variance_scaling({_g(factor)}, {mode!r}, {dist!r})",
-        "tf1": f"tf.contrib.layers.variance_scaling_initializer({_g(factor)}, {tf1_mode!r}, "
-        f"uniform={dist == 'uniform'})",
-        "torch": "variance scaling with torch's fan rule (torch.nn.init has no such function)",
-        "caffe": "variance scaling with Caffe's fan rule (Caffe xavier/msra generalised)",
-    }[ctx.rule.name]
+    call = _scaling_call(ctx, "variance_scaling", factor, mode, dist)
     return variance_scaling(ctx, factor, mode, dist, call)  # type: ignore[arg-type]
 
 
-def _preset(
-    scale: float, mode: Mode, normal: bool, calls: Mapping[str, str]
-) -> Callable[[_Ctx], SchemePlan]:
-    def build(ctx: _Ctx) -> SchemePlan:
-        if ctx.rule.name == "torch":
-            return _torch_xavier(ctx, normal) if mode == "fan_avg" else _torch_kaiming(ctx, normal)
-        if ctx.rule.name == "caffe":
-            dist: Distribution = "untruncated_normal" if normal else "uniform"
-        else:
-            dist = "truncated_normal" if normal else "uniform"
-        call = calls[ctx.rule.name] or f"variance scaling with {ctx.rule.name}'s fan rule"
-        return variance_scaling(ctx, scale, mode, dist, call)
+def named(name: str, scale: float, mode: Mode | None, distribution: Distribution) -> Builder:
+    """`name = variance_scaling(scale, mode, distribution)`, as jax.nn.initializers defines them.
+
+    mode None: the request's `mode` (Caffe's variance_norm). A convention without a truncated
+    normal draws the normal ones untruncated (Caffe msra); under torch they are the gain-based
+    xavier_ (fan_avg) and kaiming_ (fan_in, fan_out) functions.
+    """
+    is_normal = distribution != "uniform"
+    camel = "".join(word.capitalize() for word in name.split("_"))  # Keras' class name
+
+    def build(ctx: Context) -> SchemePlan:
+        r = ctx.rule
+        if r.by_gain:
+            gain_based = _torch_xavier if mode == "fan_avg" else _torch_kaiming
+            return gain_based(ctx, is_normal)
+        m: Mode = mode or ctx.params["mode"]  # type: ignore[assignment]
+        dist = distribution if distribution in r.distributions else "untruncated_normal"
+        filler = r.fillers.get((dist, scale))
+        family: Family = "named" if filler is None else "filler"
+        call = _scaling_call(ctx, family, scale, m, dist, name=name, camel=camel, filler=filler)
+        return variance_scaling(ctx, scale, m, dist, call)
 
     return build
 
 
-def _torch_xavier(ctx: _Ctx, normal: bool) -> SchemePlan:
+def torch_params(scale: float, mode: Mode) -> dict[str, ParamValue] | None:
+    """torch's defaults for a named scheme: xavier_'s gain, or kaiming_'s a, mode and the
+    nonlinearity whose gain² is the scale; None where torch.nn.init has no such function."""
+    if mode == "fan_avg":
+        return {"gain": math.sqrt(scale)}
+    nonlinearity = {2.0: "leaky_relu", 1.0: "linear"}.get(scale)  # √(2/(1 + 0²))², 1²
+    if mode not in ("fan_in", "fan_out") or nonlinearity is None:
+        return None
+    return {"negative_slope": 0.0, "mode": mode, "nonlinearity": nonlinearity}
+
+
+def _torch_xavier(ctx: Context, is_normal: bool) -> SchemePlan:
     """torch `xavier_*_(gain)`: std = gain·√(2/(fan_in + fan_out)); uniform bound √3·std."""
     gain = ctx.num("gain")
     fan_in, fan_out = ctx.fans()
     _positive_fan(ctx, "fan_in + fan_out", fan_in + fan_out)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     formula = f"std = {_g(gain)}·√(2/({_g(fan_in)} + {_g(fan_out)})) = {_g(std)}"
-    if normal:
-        law, call = normal_law(0.0, std), f"torch.nn.init.xavier_normal_(gain={_g(gain)})"
+    if is_normal:
+        law = normal_law(0.0, std)
         formula += "; N(0, std²)"
     else:
         bound = math.sqrt(3.0) * std
-        law, call = uniform_law(-bound, bound), f"torch.nn.init.xavier_uniform_(gain={_g(gain)})"
+        law = uniform_law(-bound, bound)
         formula += f"; bound = √3·std = {_g(bound)}; U(−bound, bound)"
+    call = ctx.rule.call("xavier", kind="normal" if is_normal else "uniform", gain=_g(gain))
     n = (fan_in + fan_out) / 2.0
     return ctx.plan(
         law, call, formula, fan_in=fan_in, fan_out=fan_out, mode="fan_avg", n=n,
@@ -199,7 +239,7 @@ def _torch_xavier(ctx: _Ctx, normal: bool) -> SchemePlan:
     )  # fmt: skip
 
 
-def _torch_kaiming(ctx: _Ctx, normal: bool) -> SchemePlan:
+def _torch_kaiming(ctx: Context, is_normal: bool) -> SchemePlan:
     """torch `kaiming_*_(a, mode, nonlinearity)`: std = calculate_gain(nonlinearity, a)/√fan."""
     mode = ctx.word("mode")
     if mode not in ("fan_in", "fan_out"):
@@ -217,9 +257,9 @@ def _torch_kaiming(ctx: _Ctx, normal: bool) -> SchemePlan:
         f"gain = calculate_gain({nonlinearity!r}, {_g(slope)}) = {_g(gain)}; "
         f"std = gain/√{_g(fan)} = {_g(std)}"
     )
-    name = "kaiming_normal_" if normal else "kaiming_uniform_"
-    call = f"torch.nn.init.{name}(a={_g(slope)}, mode={mode!r}, nonlinearity={nonlinearity!r})"
-    if normal:
+    kind = "normal" if is_normal else "uniform"
+    call = ctx.rule.call("kaiming", kind=kind, a=_g(slope), mode=mode, nonlinearity=nonlinearity)
+    if is_normal:
         law = normal_law(0.0, std)
         formula += "; N(0, std²)"
     else:
@@ -232,61 +272,30 @@ def _torch_kaiming(ctx: _Ctx, normal: bool) -> SchemePlan:
     )  # fmt: skip
 
 
-def _caffe_filler(scale: float, normal: bool, filler: str) -> Callable[[_Ctx], SchemePlan]:
-    def build(ctx: _Ctx) -> SchemePlan:
-        dist: Distribution = "untruncated_normal" if normal else "uniform"
-        mode: Mode = ctx.params["mode"]  # type: ignore[assignment]
-        norm = {"fan_in": "FAN_IN", "fan_out": "FAN_OUT", "fan_avg": "AVERAGE"}.get(mode, mode)
-        call = f"Caffe {filler} filler (variance_norm={norm})"
-        return variance_scaling(ctx, scale, mode, dist, call)
-
-    return build
-
-
-def _normal(ctx: _Ctx) -> SchemePlan:
+def normal(ctx: Context) -> SchemePlan:
     loc, std = float(ctx.params.get("mean", 0.0)), ctx.num("std")
-    call = {
-        "torch": "torch.nn.init.normal_(mean, std)",
-        "keras": "keras.initializers.RandomNormal(mean, stddev)",
-        "jax": "jax.nn.initializers.normal(stddev)",
-        "tf1": "tf.compat.v1.random_normal_initializer(mean, stddev)",
-        "caffe": "Caffe gaussian filler (mean, std)",
-    }[ctx.rule.name]
-    return ctx.plan(normal_law(loc, std), call, f"N({_g(loc)}, {_g(std)}²)")
+    return ctx.plan(normal_law(loc, std), ctx.rule.call("normal"), f"N({_g(loc)}, {_g(std)}²)")
 
 
-def _uniform(ctx: _Ctx) -> SchemePlan:
+def uniform(ctx: Context) -> SchemePlan:
     low, high = float(ctx.params.get("low", 0.0)), ctx.num("high")
     if not low <= high:
         raise SchemeError(f"uniform needs low <= high; received low={low}, high={high}")
-    call = {
-        "torch": "torch.nn.init.uniform_(a=low, b=high)",
-        "keras": "keras.initializers.RandomUniform(minval, maxval)",
-        "jax": "jax.nn.initializers.uniform(scale=high): U[0, scale)",
-        "tf1": "tf.compat.v1.random_uniform_initializer(minval, maxval)",
-        "caffe": "Caffe uniform filler (min, max)",
-    }[ctx.rule.name]
-    return ctx.plan(uniform_law(low, high), call, f"U({_g(low)}, {_g(high)})")
+    return ctx.plan(uniform_law(low, high), ctx.rule.call("uniform"), f"U({_g(low)}, {_g(high)})")
 
 
-def _truncated_normal(ctx: _Ctx) -> SchemePlan:
+def truncated_normal(ctx: Context) -> SchemePlan:
     loc, std = float(ctx.params.get("mean", 0.0)), ctx.num("std")
     if std <= 0:
         raise SchemeError(f"truncated_normal needs std > 0; received std={std}")
-    conv = ctx.rule.name
-    if conv == "torch":  # trunc_normal_: a and b are absolute values
+    bounds = ctx.rule.truncation_bounds
+    if bounds == "absolute":  # torch trunc_normal_
         a, b = ctx.num("a"), ctx.num("b")
         alpha, beta = (a - loc) / std, (b - loc) / std
-        call = "torch.nn.init.trunc_normal_(mean, std, a, b): a, b absolute"
-    elif conv == "jax":  # truncated_normal(stddev, lower, upper): bounds in units of stddev
+    elif bounds == "in σ":  # jax truncated_normal(stddev, lower, upper)
         alpha, beta = ctx.num("a"), ctx.num("b")
-        call = "jax.nn.initializers.truncated_normal(stddev, lower=a, upper=b): a, b in σ"
     else:
         alpha, beta = -2.0, 2.0
-        call = {
-            "keras": "keras.initializers.TruncatedNormal(mean, stddev): cut at mean ± 2σ",
-            "tf1": "tf.compat.v1.truncated_normal_initializer(mean, stddev): cut at mean ± 2σ",
-        }[conv]
     if not alpha < beta:
         raise SchemeError(f"truncated_normal needs a < b; received a={alpha}, b={beta} (in σ)")
     law = truncated_law(loc, std, alpha, beta)
@@ -294,18 +303,21 @@ def _truncated_normal(ctx: _Ctx) -> SchemePlan:
         f"N({_g(loc)}, {_g(std)}²) restricted to [{_g(law.low or 0.0)}, {_g(law.high or 0.0)}]; "
         f"effective std {_g(law.effective_std)} (no variance correction)"
     )
-    return ctx.plan(law, call, formula)
+    return ctx.plan(law, ctx.rule.call("truncated_normal"), formula)
 
 
-def _constant(value: float | None) -> Callable[[_Ctx], SchemePlan]:
-    def build(ctx: _Ctx) -> SchemePlan:
+def constant(value: float | None) -> Builder:
+    """Every element `value`; None: the request's `value`."""
+
+    def build(ctx: Context) -> SchemePlan:
         v = ctx.num("value") if value is None else value
-        return ctx.plan(constant_law(v), f"{ctx.scheme}: every element {_g(v)}", f"w = {_g(v)}")
+        call = ctx.rule.call("constant", scheme=ctx.scheme, value=_g(v))
+        return ctx.plan(constant_law(v), call, f"w = {_g(v)}")
 
     return build
 
 
-def _need_rank(ctx: _Ctx, ranks: range, what: str) -> None:
+def _need_rank(ctx: Context, ranks: range, what: str) -> None:
     if len(ctx.shape) not in ranks:
         allowed = f"{ranks.start}" if len(ranks) == 1 else f"{ranks.start} … {ranks.stop - 1}"
         raise ShapeError(
@@ -314,7 +326,7 @@ def _need_rank(ctx: _Ctx, ranks: range, what: str) -> None:
         )
 
 
-def _orthogonal(ctx: _Ctx) -> SchemePlan:
+def orthogonal(ctx: Context) -> SchemePlan:
     """Orthogonal (Saxe et al. 2014): QR of a Gaussian matrix with the sign fix, times gain.
 
     The tensor is viewed as a matrix whose columns run along the kept axis: torch keeps the
@@ -323,10 +335,11 @@ def _orthogonal(ctx: _Ctx) -> SchemePlan:
     """
     _need_rank(ctx, range(2, 9), "torch, keras and jax refuse rank < 2")
     gain, rank = ctx.num("gain"), len(ctx.shape)
-    if ctx.rule.name == "torch":
+    columns = ctx.rule.orthogonal_columns
+    if columns == "first axis":
         kept = 0
-    elif ctx.rule.name == "jax":
-        kept = _axes(ctx.shape, (int(ctx.params["column_axis"]),), "column_axis")[0]
+    elif columns == "column_axis":
+        kept = normalize_axes(ctx.shape, (int(ctx.params["column_axis"]),), "column_axis")[0]
     else:
         kept = rank - 1
     numel = math.prod(ctx.shape)
@@ -334,31 +347,21 @@ def _orthogonal(ctx: _Ctx) -> SchemePlan:
     rows = numel // cols if cols else 0
     rms = gain / math.sqrt(max(rows, cols)) if numel else 0.0
     law = Law("orthogonal", mean=0.0, effective_std=rms)
-    call = {
-        "torch": "torch.nn.init.orthogonal_(gain): matrix (shape[0], numel/shape[0])",
-        "keras": "keras.initializers.Orthogonal(gain): matrix (prod(shape[:-1]), shape[-1])",
-        "tf1": "tf.compat.v1.orthogonal_initializer(gain): matrix (prod(shape[:-1]), shape[-1])",
-        "jax": "jax.nn.initializers.orthogonal(scale=gain, column_axis)",
-    }[ctx.rule.name]
     formula = f"Q of QR(N(0,1)^({max(rows, cols)}×{min(rows, cols)})) · sign(diag R) · {_g(gain)}"
     notes = ("reproducible to rounding only: QR runs in LAPACK (weak ETag)",)
+    call = ctx.rule.call("orthogonal")
     return ctx.plan(law, call, formula, gain=gain, kept_axis=kept, notes=notes)
 
 
-def _identity(ctx: _Ctx) -> SchemePlan:
+def identity(ctx: Context) -> SchemePlan:
     _need_rank(ctx, range(2, 3), "an identity matrix")
     rows, cols = ctx.shape
     gain = float(ctx.params.get("gain", 1.0))
     law = sparse_law("identity", min(rows, cols), rows * cols, gain)
-    call = {
-        "torch": "torch.nn.init.eye_()",
-        "keras": "keras.initializers.Identity(gain)",
-        "tf1": "tf.compat.v1.initializers.identity(gain)",
-    }[ctx.rule.name]
-    return ctx.plan(law, call, f"{_g(gain)}·eye({rows}, {cols})", gain=gain)
+    return ctx.plan(law, ctx.rule.call("identity"), f"{_g(gain)}·eye({rows}, {cols})", gain=gain)
 
 
-def _dirac(ctx: _Ctx) -> SchemePlan:
+def dirac(ctx: Context) -> SchemePlan:
     """torch `dirac_(groups)`: 1 at [g·out/groups + d, d, centre…] for d < min(out/groups, in)."""
     _need_rank(ctx, range(3, 6), "a 1-3 d convolution kernel (out, in, *k)")
     groups = int(ctx.params["groups"])
@@ -367,10 +370,10 @@ def _dirac(ctx: _Ctx) -> SchemePlan:
         raise ShapeError(f"dirac needs shape[0] = {out} divisible by groups = {groups}")
     ones = groups * min(out // groups, ctx.shape[1])
     law = sparse_law("dirac", ones, math.prod(ctx.shape), 1.0)
-    return ctx.plan(law, "torch.nn.init.dirac_(groups)", "identity on the centre tap", gain=1.0)
+    return ctx.plan(law, ctx.rule.call("dirac"), "identity on the centre tap", gain=1.0)
 
 
-def _delta_orthogonal(ctx: _Ctx) -> SchemePlan:
+def delta_orthogonal(ctx: Context) -> SchemePlan:
     """Delta-orthogonal (Xiao et al. 2018): zero kernel with an orthogonal centre tap.
 
     Layout (*k, in, out), in <= out; the (in, out) block at [(k−1)//2, …] is orthogonal·gain.
@@ -384,11 +387,8 @@ def _delta_orthogonal(ctx: _Ctx) -> SchemePlan:
     gain = ctx.num("gain")
     numel = math.prod(ctx.shape)
     rms = gain * math.sqrt(cin / numel) if numel else 0.0
-    call = {
-        "jax": "jax.nn.initializers.delta_orthogonal(scale=gain)",
-        "tf1": "tf.compat.v1.initializers.convolution_delta_orthogonal(gain)",
-    }[ctx.rule.name]
     notes = ("reproducible to rounding only: QR runs in LAPACK (weak ETag)",)
     law = Law("delta_orthogonal", mean=0.0, effective_std=rms)
     formula = f"centre tap = orthogonal({cin}×{cout})·{_g(gain)}, zeros elsewhere"
+    call = ctx.rule.call("delta_orthogonal")
     return ctx.plan(law, call, formula, gain=gain, kept_axis=len(ctx.shape) - 1, notes=notes)

@@ -3,33 +3,32 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
+from service.arguments import Declared, check, declared
 from service.errors import SchemeError, ShapeError, one_of
 from service.schemes.builders import (
-    _caffe_filler,
-    _constant,
-    _Ctx,
-    _delta_orthogonal,
-    _dirac,
-    _identity,
-    _normal,
-    _orthogonal,
-    _preset,
-    _truncated_normal,
-    _uniform,
-    _vs_scheme,
+    Builder,
+    Context,
+    constant,
+    delta_orthogonal,
+    dirac,
+    identity,
+    named,
+    normal,
+    orthogonal,
+    torch_params,
+    truncated_normal,
+    uniform,
+    variance_scaling_scheme,
 )
-from service.schemes.conventions import rule
+from service.schemes.conventions import RULES, rule
 from service.schemes.laws import SchemePlan
 from service.schemes.vocabulary import (
     CONVENTIONS,
-    DISTRIBUTIONS,
-    MODES,
-    NONLINEARITIES,
     Convention,
+    Distribution,
     FanSpec,
     Mode,
     Params,
@@ -43,32 +42,7 @@ from service.schemes.vocabulary import (
 REQUIRED = None  # a parameter without a default must be given
 
 
-@dataclass(frozen=True)
-class ParamInfo:
-    type: Literal["number", "integer", "string"]
-    description: str
-    minimum: float | None = None
-    exclusive_minimum: float | None = None
-    choices: tuple[str, ...] = ()
-
-
-PARAMS: Mapping[str, ParamInfo] = {
-    "factor": ParamInfo("number", "variance scale (Keras/JAX scale, TF1 factor)", None, 0.0),
-    "mode": ParamInfo("string", "which fan divides the scale", choices=MODES),
-    "distribution": ParamInfo("string", "shape of the distribution", choices=DISTRIBUTIONS),
-    "gain": ParamInfo("number", "multiplies the std (torch gain, JAX scale)", 0.0),
-    "nonlinearity": ParamInfo("string", "torch calculate_gain table", choices=NONLINEARITIES),
-    "negative_slope": ParamInfo("number", "leaky_relu slope (torch kaiming `a`)"),
-    "mean": ParamInfo("number", "mean (location) of the normal"),
-    "std": ParamInfo("number", "standard deviation before any truncation", 0.0),
-    "low": ParamInfo("number", "lower bound of the uniform"),
-    "high": ParamInfo("number", "upper bound of the uniform (JAX: scale)"),
-    "a": ParamInfo("number", "lower truncation bound (torch: absolute; jax: in σ)"),
-    "b": ParamInfo("number", "upper truncation bound (torch: absolute; jax: in σ)"),
-    "value": ParamInfo("number", "the constant"),
-    "groups": ParamInfo("integer", "number of groups (torch dirac_)", 1),
-    "column_axis": ParamInfo("integer", "the axis kept as the matrix's columns (JAX)"),
-}
+PARAMS: Mapping[str, Declared] = {d.name: d for d in declared(Params)}  # a view, by name
 
 Defaults = Mapping[str, ParamValue | None]
 
@@ -81,18 +55,14 @@ class Scheme:
     summary: str
     formula: str
     source: str
-    build: Callable[[_Ctx], SchemePlan] = field(repr=False)
+    build: Builder = field(repr=False)
     params: Mapping[Convention, Defaults]  # conventions that define the scheme
 
 
-def _every(defaults: Defaults, *, torch: Defaults | None = None) -> dict[Convention, Defaults]:
-    rows: dict[Convention, Defaults] = dict.fromkeys(CONVENTIONS, defaults)
-    if torch is not None:
-        rows["torch"] = torch
-    return rows
+def _every(defaults: Defaults) -> dict[Convention, Defaults]:
+    return dict.fromkeys(CONVENTIONS, defaults)
 
 
-_KAIMING: Defaults = {"negative_slope": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"}
 _VS: Defaults = {"factor": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}
 _PAPERS = {
     "glorot": "Glorot & Bengio 2010, Understanding the difficulty of training deep networks",
@@ -101,48 +71,26 @@ _PAPERS = {
 }
 
 
-# name, scale, mode, normal?, torch parameters, Keras class name
-_PRESET_ROWS: tuple[tuple[str, float, Mode, bool, Defaults, str], ...] = (
-    ("glorot_uniform", 1.0, "fan_avg", False, {"gain": 1.0}, "GlorotUniform"),
-    ("glorot_normal", 1.0, "fan_avg", True, {"gain": 1.0}, "GlorotNormal"),
-    ("he_uniform", 2.0, "fan_in", False, _KAIMING, "HeUniform"),
-    ("he_normal", 2.0, "fan_in", True, _KAIMING, "HeNormal"),
-    ("lecun_uniform", 1.0, "fan_in", False, {**_KAIMING, "nonlinearity": "linear"}, "LecunUniform"),
-    ("lecun_normal", 1.0, "fan_in", True, {**_KAIMING, "nonlinearity": "linear"}, "LecunNormal"),
-)
-
-
-def _preset_calls(name: str, scale: float, mode: Mode, normal: bool, keras: str) -> dict[str, str]:
-    tf1_mode = {"fan_in": "FAN_IN", "fan_avg": "FAN_AVG"}[mode]
-    norm = {"fan_in": "FAN_IN", "fan_avg": "AVERAGE"}[mode]  # Caffe's VarianceNorm enum
-    caffe = ("msra" if normal else "xavier") + f" filler (variance_norm={norm})"
-    return {
-        "keras": f"keras.initializers.{keras}()",
-        "jax": f"jax.nn.initializers.{name}()",
-        "tf1": f"tf.contrib.layers.variance_scaling_initializer(factor={scale:g}, "
-        f"mode='{tf1_mode}', uniform={not normal})",
-        "caffe": f"Caffe {caffe}" if scale == (2.0 if normal else 1.0) else "",
-    }
-
-
-def _presets() -> list[Scheme]:
-    rows = []
-    for name, scale, mode, normal, torch_params, keras in _PRESET_ROWS:
-        family = name.split("_")[0]
-        n = "(fan_in + fan_out)/2" if mode == "fan_avg" else "fan_in"
-        shape = "N(0, Var), truncated at ±2σ except torch/caffe" if normal else "U(±√(3·Var))"
-        rows.append(
-            Scheme(
-                name=name,
-                summary=f"variance_scaling({scale:g}, {mode!r}, "
-                f"{'normal' if normal else 'uniform'!r}); torch: gain-based xavier_/kaiming_",
-                formula=f"Var = {scale:g}/{n}; {shape}",
-                source=_PAPERS[family],
-                build=_preset(scale, mode, normal, _preset_calls(name, scale, mode, normal, keras)),
-                params=_every({}, torch=torch_params),
-            )
-        )
-    return rows
+def _named(name: str, scale: float, mode: Mode, distribution: Distribution) -> Scheme:
+    """The row of `name = variance_scaling(scale, mode, distribution)` (jax.nn.initializers);
+    a convention whose named schemes take a gain (torch) has its own parameters."""
+    is_normal = distribution != "uniform"
+    n = "(fan_in + fan_out)/2" if mode == "fan_avg" else "fan_in"
+    shape = "N(0, Var), truncated at ±2σ except torch/caffe" if is_normal else "U(±√(3·Var))"
+    params: dict[Convention, Defaults] = {}
+    for conv in CONVENTIONS:
+        defaults = torch_params(scale, mode) if RULES[conv].by_gain else {}
+        if defaults is not None:
+            params[conv] = defaults
+    return Scheme(
+        name=name,
+        summary=f"variance_scaling({scale:g}, {mode!r}, "
+        f"{'normal' if is_normal else 'uniform'!r}); torch: gain-based xavier_/kaiming_",
+        formula=f"Var = {scale:g}/{n}; {shape}",
+        source=_PAPERS[name.split("_")[0]],
+        build=named(name, scale, mode, distribution),
+        params=params,
+    )
 
 
 SCHEMES: Mapping[str, Scheme] = {
@@ -153,7 +101,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "the general scheme every Glorot/He/LeCun preset specialises",
             "Var = factor/n, n from mode; truncated σ = √Var/0.8796 (tf1: √(1.3·Var)) cut at ±2σ",
             "Keras VarianceScaling; JAX variance_scaling; TF1 variance_scaling_initializer",
-            _vs_scheme,
+            variance_scaling_scheme,
             {
                 "keras": _VS,
                 "jax": _VS,
@@ -162,13 +110,19 @@ SCHEMES: Mapping[str, Scheme] = {
                 "caffe": {**_VS, "distribution": "uniform"},
             },
         ),
-        *_presets(),
+        # jax.nn.initializers: he_normal = variance_scaling(2.0, "fan_in", "truncated_normal")
+        _named("glorot_uniform", 1.0, "fan_avg", "uniform"),
+        _named("glorot_normal", 1.0, "fan_avg", "truncated_normal"),
+        _named("he_uniform", 2.0, "fan_in", "uniform"),
+        _named("he_normal", 2.0, "fan_in", "truncated_normal"),
+        _named("lecun_uniform", 1.0, "fan_in", "uniform"),
+        _named("lecun_normal", 1.0, "fan_in", "truncated_normal"),
         Scheme(
             "xavier",
             "Caffe's xavier filler: U(±√(3/n)), n by variance_norm (default FAN_IN = LeCun!)",
             "L = √(3/n); n = fan_in (FAN_IN) | fan_out (FAN_OUT) | (fan_in+fan_out)/2 (AVERAGE)",
             "Caffe filler.hpp XavierFiller",
-            _caffe_filler(1.0, False, "xavier"),
+            named("xavier", 1.0, None, "uniform"),  # mode: variance_norm
             {"caffe": {"mode": "fan_in"}},
         ),
         Scheme(
@@ -176,7 +130,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "Caffe's msra filler: N(0, 2/n), n by variance_norm (default FAN_IN = He normal)",
             "σ = √(2/n), untruncated",
             "Caffe filler.hpp MSRAFiller; He et al. 2015",
-            _caffe_filler(2.0, True, "msra"),
+            named("msra", 2.0, None, "untruncated_normal"),
             {"caffe": {"mode": "fan_in"}},
         ),
         Scheme(
@@ -184,7 +138,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "plain normal; defaults differ: torch std 1, keras 0.05, jax 0.01 (no mean)",
             "N(mean, std²), untruncated",
             "torch normal_; keras RandomNormal; jax normal; TF random_normal_initializer",
-            _normal,
+            normal,
             {
                 "torch": {"mean": 0.0, "std": 1.0},
                 "keras": {"mean": 0.0, "std": 0.05},
@@ -198,7 +152,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "plain uniform; torch [0, 1), keras [−0.05, 0.05), jax [0, 0.01)",
             "U(low, high)",
             "torch uniform_; keras RandomUniform; jax uniform; TF random_uniform_initializer",
-            _uniform,
+            uniform,
             {
                 "torch": {"low": 0.0, "high": 1.0},
                 "keras": {"low": -0.05, "high": 0.05},
@@ -213,7 +167,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "keras/tf1 mean ± 2σ; jax a, b in units of σ",
             "N(mean, std²) restricted to [a, b]",
             "torch trunc_normal_; keras TruncatedNormal; jax truncated_normal",
-            _truncated_normal,
+            truncated_normal,
             {
                 "torch": {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},
                 "keras": {"mean": 0.0, "std": 0.05},
@@ -226,7 +180,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "every element equal to value",
             "w = value",
             "torch constant_; keras Constant; jax constant; Caffe constant filler",
-            _constant(None),
+            constant(None),
             {
                 "torch": {"value": REQUIRED},
                 "jax": {"value": REQUIRED},
@@ -235,15 +189,15 @@ SCHEMES: Mapping[str, Scheme] = {
                 "caffe": {"value": 0.0},
             },
         ),
-        Scheme("zeros", "all zeros", "w = 0", "every framework", _constant(0.0), _every({})),
-        Scheme("ones", "all ones", "w = 1", "every framework", _constant(1.0), _every({})),
+        Scheme("zeros", "all zeros", "w = 0", "every framework", constant(0.0), _every({})),
+        Scheme("ones", "all ones", "w = 1", "every framework", constant(1.0), _every({})),
         Scheme(
             "orthogonal",
             "orthogonal matrix (QR with sign fix) times gain; which axis is kept depends on "
             "the convention",
             "Q·sign(diag R)·gain of a Gaussian matrix",
             "Saxe et al. 2014, Exact solutions to the nonlinear dynamics of learning",
-            _orthogonal,
+            orthogonal,
             {
                 "torch": {"gain": 1.0},
                 "keras": {"gain": 1.0},
@@ -256,7 +210,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "gain times the identity matrix (rank 2 only)",
             "w = gain·eye(rows, cols)",
             "torch eye_; keras Identity; TF identity_initializer",
-            _identity,
+            identity,
             {"torch": {}, "keras": {"gain": 1.0}, "tf1": {"gain": 1.0}},
         ),
         Scheme(
@@ -264,7 +218,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "Dirac delta kernel: a convolution that preserves the identity of its inputs",
             "1 at [g·out/groups + d, d, centre…]",
             "torch dirac_",
-            _dirac,
+            dirac,
             {"torch": {"groups": 1}},
         ),
         Scheme(
@@ -272,7 +226,7 @@ SCHEMES: Mapping[str, Scheme] = {
             "convolution kernel that is zero but for an orthogonal centre tap",
             "w[centre] = orthogonal(in×out)·gain",
             "Xiao et al. 2018, Dynamical Isometry and a Mean Field Theory of CNNs",
-            _delta_orthogonal,
+            delta_orthogonal,
             {"jax": {"gain": 1.0}, "tf1": {"gain": 1.0}},
         ),
     ]
@@ -302,20 +256,6 @@ def lookup(name: str) -> Scheme:
             f"(aliases: {one_of(ALIASES)})"
         )
     return scheme
-
-
-def _check(name: str, value: ParamValue) -> None:
-    info = PARAMS[name]
-    if info.choices and value not in info.choices:
-        raise SchemeError(f"unknown {name} {value!r}; expected one of {one_of(info.choices)}")
-    if isinstance(value, str) or info.choices:
-        return
-    if not math.isfinite(value):
-        raise SchemeError(f"{name} must be a finite number; received {value}")
-    if info.minimum is not None and value < info.minimum:
-        raise SchemeError(f"{name} must be >= {info.minimum:g}; received {value}")
-    if info.exclusive_minimum is not None and value <= info.exclusive_minimum:
-        raise SchemeError(f"{name} must be > {info.exclusive_minimum:g}; received {value}")
 
 
 def resolve(
@@ -352,9 +292,9 @@ def resolve(
         k: v for k in accepted if (v := given.get(k, accepted[k])) is not None
     }
     for k, v in resolved.items():
-        _check(k, v)
+        check(PARAMS[k], v)
     fan_spec = fans or FanSpec()
     for name, fan in (("fan_in", fan_spec.fan_in), ("fan_out", fan_spec.fan_out)):
         if fan is not None and not (math.isfinite(fan) and fan > 0):
             raise ShapeError(f"{name} must be a finite number > 0; received {fan}")
-    return entry.build(_Ctx(entry.name, conv, tuple(shape), fan_spec, resolved))
+    return entry.build(Context(entry.name, conv, tuple(shape), fan_spec, resolved))

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal, TypeAlias, get_args
 
+from service.arguments import arg
+from service.shapes import MAX_DIM, MAX_RANK
+from service.shapes import Shape as Shape  # re-exported: the schemes speak of shapes
+
 Convention = Literal["keras", "torch", "jax", "tf1", "caffe"]
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution = Literal["truncated_normal", "untruncated_normal", "uniform", "normal"]
@@ -32,7 +36,6 @@ Nonlinearity = Literal[
     "leaky_relu",
     "selu",
 ]
-Shape: TypeAlias = tuple[int, ...]
 ParamValue: TypeAlias = float | int | str
 
 CONVENTIONS: tuple[Convention, ...] = get_args(Convention)
@@ -52,34 +55,49 @@ TORCH_LEAKY_RELU_SLOPE = 0.01  # calculate_gain('leaky_relu') with param=None
 
 @dataclass(frozen=True)
 class Params:
-    """Scheme parameters as the client set them; None means "not given"."""
+    """Scheme parameters as the client set them; None means "not given". Each field is the one
+    declaration of its parameter: the API's models, the OpenAPI schema, the catalogue and
+    `resolve`'s checks are all read from it (service.arguments)."""
 
-    factor: float | None = None
-    mode: Mode | None = None
-    distribution: Distribution | None = None
-    gain: float | None = None
-    nonlinearity: Nonlinearity | None = None
-    negative_slope: float | None = None
-    mean: float | None = None
-    std: float | None = None
-    low: float | None = None
-    high: float | None = None
-    a: float | None = None
-    b: float | None = None
-    value: float | None = None
-    groups: int | None = None
-    column_axis: int | None = None
+    factor: float | None = arg("variance scale (Keras/JAX scale, TF1 factor)", None, gt=0.0)
+    mode: Mode | None = arg("which fan divides the scale", None)
+    distribution: Distribution | None = arg("shape of the distribution", None)
+    gain: float | None = arg("multiplies the std (torch gain, JAX scale)", None, ge=0.0)
+    nonlinearity: Nonlinearity | None = arg("torch calculate_gain table", None)
+    negative_slope: float | None = arg("leaky_relu slope (torch kaiming `a`)", None)
+    mean: float | None = arg("mean (location) of the normal", None)
+    std: float | None = arg("standard deviation before any truncation", None, ge=0.0)
+    low: float | None = arg("lower bound of the uniform", None)
+    high: float | None = arg("upper bound of the uniform (JAX: scale)", None)
+    a: float | None = arg("lower truncation bound (torch: absolute; jax: in σ)", None)
+    b: float | None = arg("upper truncation bound (torch: absolute; jax: in σ)", None)
+    value: float | None = arg("the constant", None)
+    groups: int | None = arg("number of groups (torch dirac_)", None, ge=1, le=MAX_DIM)
+    column_axis: int | None = arg(
+        "the axis kept as the matrix's columns (JAX)", None, ge=-MAX_RANK, le=MAX_RANK - 1
+    )
 
     def given(self) -> dict[str, ParamValue]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+Axes: TypeAlias = tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class FanSpec:
     """Explicit fans or axes; each None means "use the convention's rule"."""
 
-    fan_in: float | None = None
-    fan_out: float | None = None
-    in_axes: tuple[int, ...] | None = None
-    out_axes: tuple[int, ...] | None = None
-    batch_axes: tuple[int, ...] | None = None
+    fan_in: float | None = arg("explicit fan-in, instead of the convention's rule", None, gt=0.0)
+    fan_out: float | None = arg("explicit fan-out, instead of the convention's rule", None, gt=0.0)
+    in_axes: Axes | None = arg(
+        "input axes of the fan rule (jax in_axis, keras input_axes)", None, min_items=1,
+        max_items=MAX_RANK,
+    )  # fmt: skip
+    out_axes: Axes | None = arg(
+        "output axes of the fan rule (jax out_axis, keras output_axes)", None, min_items=1,
+        max_items=MAX_RANK,
+    )  # fmt: skip
+    batch_axes: Axes | None = arg(
+        "batch axes, left out of the fans (jax batch_axis)", None, min_items=1, max_items=MAX_RANK
+    )

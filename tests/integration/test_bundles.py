@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import struct
+import tracemalloc
 import zlib
 from pathlib import Path
 from typing import Any
@@ -428,3 +430,83 @@ def test_multihead_attention_variants_load_strictly(
         assert float(state["attn.bias_k"].std()) == pytest.approx(
             1 / 8, rel=0.3
         )  # xavier on (1,1,64)
+
+
+HUGE = 10**400  # a 401-digit integer
+
+
+def lstm_layer(**args: Any) -> dict[str, Any]:
+    base = {"preset": "torch.LSTM", "name": "a", "input_size": 2, "hidden_size": 2}
+    return {"seed": 1, "layers": [{**base, **args}]}
+
+
+def manifest_url(body: dict[str, Any]) -> str:
+    packed = zlib.compress(json.dumps(body).encode())
+    return "/v1/bundles/" + base64.urlsafe_b64encode(packed).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        ({"num_layers": HUGE}, "torch.LSTM needs num_layers >= 0 and <= 10000; received 1000"),
+        ({"num_layers": -1}, "torch.LSTM needs num_layers >= 0 and <= 10000; received -1"),
+        ({"num_layers": 1_000_000}, "needs num_layers >= 0 and <= 10000; received 1000000"),
+        ({"hidden_size": HUGE}, "needs hidden_size >= 0 and <= 1099511627776"),
+        ({"input_size": -3}, "needs input_size >= 0"),
+        ({"bias": 1}, "argument bias must be true or false; received 1"),
+    ],
+)
+@pytest.mark.parametrize("how", ["post", "get"])
+def test_preset_arguments_are_checked_at_the_edge_with_their_bounds(
+    client: TestClient, args: dict[str, Any], text: str, how: str
+) -> None:
+    """A preset argument is refused by its declaration (its name and bounds in the problem),
+    in POST bodies and in GET manifests alike, before any member exists."""
+    body = lstm_layer(**args)
+    tracemalloc.start()
+    r = (
+        client.post("/v1/bundles/describe", json=body)
+        if how == "post"
+        else client.get(manifest_url(body))
+    )
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert text in r.json()["detail"]
+    assert r.json()["errors"][0]["pointer"].endswith("/layers/0")
+    assert peak < 4 << 20  # nothing proportional to the number asked for
+
+
+def test_a_bundle_counts_its_layers_before_expanding_them(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service import presets
+
+    lstm = presets.lookup("torch.LSTM")
+
+    def refuse(*_: Any) -> Any:
+        raise AssertionError("expanded before it was counted")
+
+    monkeypatch.setitem(
+        presets.PRESETS,
+        "torch.LSTM",
+        dataclasses.replace(lstm, expand=refuse),
+    )
+    r = client.post("/v1/bundles/describe", json=lstm_layer(num_layers=2500, bidirectional=True))
+    assert r.status_code == 422
+    assert (
+        "at most 10000 tensors; the tensors and layers of this request name 20000"
+        in (r.json()["detail"])
+    )
+
+
+def test_the_openapi_schema_lists_each_presets_arguments_with_their_bounds(
+    client: TestClient,
+) -> None:
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+    lstm = components["TorchLstmLayer"]["properties"]
+    assert lstm["num_layers"]["maximum"] == 10_000
+    assert lstm["num_layers"]["default"] == 1
+    assert lstm["preset"]["const"] == "torch.LSTM"
+    assert "hidden_size" in components["TorchLstmLayer"]["required"]

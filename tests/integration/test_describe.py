@@ -200,3 +200,17 @@ def test_cuda_on_a_cpu_deployment_is_a_503_problem(client: TestClient) -> None:
     assert r.headers["content-type"] == PROBLEM
     assert int(r.headers["retry-after"]) > 0
     assert "not available" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/vnd.safetensors", "*/*"])
+def test_describe_answers_json_whatever_accept_names(client: TestClient, accept: str) -> None:
+    """Describe does not negotiate the tensor's format: it answers JSON and its URL pins the
+    request's format, or the dtype's default (an Accept of JSON was a 500)."""
+    body = {"shape": [4, 4], "scheme": "he_normal", "seed": 1}
+    posted = client.post("/v1/tensors/describe", json=body, headers={"Accept": accept})
+    got = client.get(
+        "/v1/tensors/he_normal?shape=4,4&seed=1&describe=true", headers={"Accept": accept}
+    )
+    for r in (posted, got):
+        assert r.status_code == 200, r.text
+        assert r.json()["format"] == "npy"

@@ -49,7 +49,7 @@ def test_keys_guard_planned_urls_too(keyed: TestClient) -> None:
     the key check: without a key it is still a 401."""
     url = "/v1/tensors/he_normal?shape=4,4&seed=1"
     assert keyed.get(url, headers={"Authorization": "Bearer k-one"}).status_code == 200
-    assert len(keyed.app.state.plans.entries) == 1  # type: ignore[attr-defined]
+    assert len(keyed.app.state.services.plans.entries) == 1  # type: ignore[attr-defined]
     assert keyed.get(url).status_code == 401
     assert keyed.head(url).status_code == 401
     assert keyed.get(url, headers={"Authorization": "Bearer k-two"}).status_code == 200
@@ -214,7 +214,7 @@ def test_structured_tensors_build_once_per_stream() -> None:
     with TestClient(app) as c:
         url = "/v1/tensors/orthogonal?shape=300,200&seed=3&format=raw"
         first = c.get(url).content
-        memo = app.state.engines.numpy.memo
+        memo = app.state.services.engines.numpy.memo
         assert len(memo.entries) == 1  # 59 blocks, one QR
         assert c.get(url, headers={"Range": "bytes=1000-1999"}).content == first[1000:2000]
         assert len(memo.entries) == 1

@@ -328,7 +328,7 @@ def test_zero_rows_blank_an_embeddings_padding_row(client: TestClient) -> None:
 def test_repeated_urls_reuse_their_plan_and_answer_the_same(client: TestClient) -> None:
     url = "/v1/tensors/he_normal?shape=40,30&seed=5"
     first = client.get(url)
-    plans = client.app.state.plans  # type: ignore[attr-defined]
+    plans = client.app.state.services.plans  # type: ignore[attr-defined]
     assert len(plans.entries) == 1
     again = client.get(url)
     assert again.content == first.content
@@ -350,10 +350,11 @@ def test_the_plan_cache_keeps_to_its_byte_budget() -> None:
     from typing import cast
 
     from service.api.cache import PlanCache, cost
-    from service.api.respond import Payload
+    from service.plan import Payload
 
     def payload(tensors: int = 1, source: str = "request", header: bytes = b"") -> Payload:
-        return cast(Payload, SimpleNamespace(tensors=tensors, seed_source=source, header=header))
+        plans = (None,) * tensors
+        return cast(Payload, SimpleNamespace(plans=plans, seed_source=source, header=header))
 
     def key(path: str) -> tuple[str, str, str]:
         return (path, "", "")
@@ -379,7 +380,7 @@ def test_the_plan_cache_keeps_to_its_byte_budget() -> None:
 
 def test_long_queries_cost_the_plan_cache_what_they_hold(client: TestClient) -> None:
     """Entries are measured, not counted: URLs with a long zero_rows fill the budget sooner."""
-    plans = client.app.state.plans  # type: ignore[attr-defined]
+    plans = client.app.state.services.plans  # type: ignore[attr-defined]
     rows = ",".join(str(i) for i in range(1024))
     for seed in range(3):
         url = f"/v1/tensors/zeros?shape=2048,1&seed={seed}&zero_rows={rows}&format=safetensors"
@@ -407,7 +408,7 @@ def test_the_plan_caches_estimates_cover_what_its_entries_hold(query: str) -> No
     app = create_app(Settings())
     with TestClient(app) as c:
         c.head("/v1/tensors/" + query.format(i=10**6))  # first-call allocations out of the way
-        held = app.state.plans.held
+        held = app.state.services.plans.held
         gc.collect()
         tracemalloc.start()
         try:
@@ -420,26 +421,26 @@ def test_the_plan_caches_estimates_cover_what_its_entries_hold(query: str) -> No
             )
         finally:
             tracemalloc.stop()
-        estimated = app.state.plans.held - held
-        assert len(app.state.plans.entries) == 101
+        estimated = app.state.services.plans.held - held
+        assert len(app.state.services.plans.entries) == 101
         assert 0 < grown <= estimated
 
 
 def test_planned_urls_take_the_fast_lane_with_the_same_answers(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A cached URL is answered by cache.CachedUrls, before routing: the route (which parses
+    """A cached URL is answered by fastlane.CachedUrls, before routing: the route (which parses
     the query) runs once per URL, and every answer is the one the route gave."""
-    from service.api import tensors
+    from service.api import queries
 
     parsed: list[str] = []
-    parse = tensors.request_from_query
+    parse = queries.tensor_query
 
     def counted(scheme: str, request: Request) -> tuple[TensorRequest, bool]:
         parsed.append(scheme)
         return parse(scheme, request)
 
-    monkeypatch.setattr(tensors, "request_from_query", counted)
+    monkeypatch.setattr(queries, "tensor_query", counted)
     url = "/v1/tensors/he_normal?shape=40,30&seed=5&format=npy"
     first = client.get(url, headers={"X-Request-ID": "first"})
     again = client.get(url, headers={"X-Request-ID": "again"})

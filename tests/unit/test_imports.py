@@ -1,4 +1,4 @@
-"""Dependencies point inward (DESIGN §1): a walk over every import of the package."""
+"""Dependencies point inward (docs/architecture.md, "Layers"): a walk over every import."""
 
 from __future__ import annotations
 
@@ -9,32 +9,37 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "service"
 
-# module (or package) -> imports it must never make
+WEB = {"fastapi", "pydantic", "pydantic_core", "starlette"}  # the API edge's, and only its
+ARRAYS = {"numpy", "torch", "ml_dtypes"}
+# module (or package) -> imports it must never make: api -> plan -> {schemes, engines, formats}
+# -> rng, with presets (and recipes) beside plan, and the stdlib-only leaves below everything
 FORBIDDEN = {
-    "schemes": {
-        "numpy",
-        "torch",
-        "fastapi",
-        "pydantic",
-        "starlette",
-        "service.api",
-        "service.plan",
-        "service.engines",
-        "service.formats",
-    },
-    "dtypes": {"numpy", "torch", "fastapi", "pydantic", "starlette", "service.api"},
-    "errors": {"numpy", "torch", "fastapi", "pydantic", "starlette", "service"},
-    "rng": {"numpy", "torch", "fastapi", "pydantic", "starlette", "service.api", "service.plan"},
-    "plan": {"fastapi", "pydantic", "starlette", "service.api"},
-    "engines": {"fastapi", "pydantic", "starlette", "service.api", "service.plan"},
-    "formats": {"torch", "fastapi", "pydantic", "starlette", "service.api", "service.plan"},
+    "schemes": ARRAYS | WEB | {"service.api", "service.plan", "service.engines", "service.formats"},
+    "presets": ARRAYS | WEB | {"service.api", "service.plan", "service.engines", "service.bundle"},
+    "dtypes": ARRAYS | WEB | {"service.api"},
+    "errors": ARRAYS | WEB | {"service"},
+    "arguments": ARRAYS | WEB | {"service.api", "service.schemes", "service.plan"},
+    "distributions": ARRAYS | WEB | {"service"},
+    "shapes": ARRAYS | WEB | {"service"},
+    "rng": WEB | {"torch", "service.api", "service.plan"},
+    "plan": WEB | {"service.api"},
+    "bundle": WEB | {"service.api"},
+    "analyze": WEB | {"service.api"},
+    "engines": WEB
+    | {"service.api", "service.plan", "service.schemes", "service.bundle", "service.presets"},
+    "formats": WEB | {"torch", "service.api", "service.plan", "service.engines"},
 }
-STDLIB_ONLY = {"schemes", "errors", "dtypes", "rng"}
+STDLIB_ONLY = {"schemes", "errors", "dtypes", "rng", "arguments", "distributions", "shapes"}
+LEAVES = ("service.errors", "service.arguments", "service.shapes", "service.distributions")
 
 
 def imports(path: Path) -> set[str]:
+    return imported(path.read_text())
+
+
+def imported(source: str) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -52,16 +57,38 @@ def modules() -> list[tuple[str, Path]]:
     return found
 
 
+def violations(top: str, names: set[str]) -> list[str]:
+    """The imports among `names` that a module of `top` must never make."""
+    found = []
+    for name in sorted(names):
+        for bad in FORBIDDEN[top]:
+            if bad == "service":
+                if name.startswith("service") and name != "service.errors":
+                    found.append(name)
+            elif name == bad or name.startswith(bad + "."):
+                found.append(name)
+    return found
+
+
 @pytest.mark.parametrize(("top", "path"), modules(), ids=lambda v: str(v))
 def test_imports_point_inward(top: str, path: Path) -> None:
-    forbidden = FORBIDDEN[top]
-    for name in imports(path):
-        for bad in forbidden:
-            if bad == "service":
-                assert not name.startswith("service") or name == "service.errors", (path, name)
-            else:
-                assert name != bad, f"{path} imports {name}"
-                assert not name.startswith(bad + "."), f"{path} imports {name}"
+    assert violations(top, imports(path)) == [], path
+
+
+@pytest.mark.parametrize(
+    ("top", "source"),
+    [
+        ("engines", "from service.schemes import SchemePlan"),
+        ("engines", "from service import plan"),
+        ("plan", "from fastapi import Request"),
+        ("bundle", "import pydantic"),
+        ("presets", "from service.engines import Sampling"),
+        ("distributions", "from service.schemes import Law"),
+        ("schemes", "import numpy as np"),
+    ],
+)
+def test_the_walk_catches_a_wrong_arrow(top: str, source: str) -> None:
+    assert violations(top, imported(source))
 
 
 @pytest.mark.parametrize("top", sorted(STDLIB_ONLY))
@@ -78,7 +105,8 @@ def test_pure_modules_import_only_the_standard_library(top: str) -> None:
         root = name.split(".")[0]
         allowed = (
             root in sys.stdlib_module_names
-            or name == "service.errors"
-            or name.startswith(("service.errors.", "service.schemes"))
+            or name in LEAVES
+            or name.startswith(tuple(f"{leaf}." for leaf in LEAVES))
+            or name.startswith("service.schemes")
         )
         assert allowed, name

@@ -19,7 +19,7 @@ from service.engines.torch_engine import TorchOps
 NP = NumpyOps()
 TORCH = TorchOps(torch.device("cpu"))
 
-# Random123 kat_vectors for philox4x32_10: counter, key, output (DESIGN §4)
+# Random123 kat_vectors for philox4x32_10: counter, key, output (docs/reproducibility.md)
 KAT = [
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
     ((0xFFFFFFFF,) * 4, (0xFFFFFFFF, 0xFFFFFFFF), (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),

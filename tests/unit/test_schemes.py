@@ -27,7 +27,7 @@ def close(x: float | None, y: float, rel: float = 1e-12) -> bool:
     return x is not None and math.isclose(x, y, rel_tol=rel)
 
 
-# --- reference/initializers.md §10, worked numbers ------------------------------------------
+# --- worked numbers, by hand from the frameworks' formulas (docs/schemes.md) ------------------
 
 WORKED = [
     # scheme, convention, shape, params, field, expected (6 significant digits in the reference)
@@ -561,3 +561,93 @@ def test_truncated_effective_std_equals_the_closed_form(
 
 def test_truncated_std_constant_is_the_closed_form() -> None:
     assert schemes.truncated_moments(-2.0, 2.0)[1] == pytest.approx(C, rel=1e-15)
+
+
+# --- conventions carry their fan rule and call templates ------------------------------------
+
+
+def _valid_plan(name: str, convention: str) -> schemes.SchemePlan:
+    scheme = schemes.SCHEMES[name]
+    defaults = scheme.params[convention]  # type: ignore[index]
+    value = 0.5 if "value" in defaults and defaults["value"] is None else None
+    return resolve(name, SHAPE_FOR.get(name, (6, 4, 3, 3)), convention, Params(value=value))
+
+
+@pytest.mark.parametrize(
+    ("name", "convention"),
+    [(n, c) for n, s in sorted(schemes.SCHEMES.items()) for c in s.params],
+)
+def test_every_row_has_a_call_template_under_every_convention_defining_it(
+    name: str, convention: str
+) -> None:
+    plan = _valid_plan(name, convention)
+    assert plan.convention == convention
+    assert plan.rule.strip()
+    assert "{" not in plan.rule
+    assert "}" not in plan.rule  # every placeholder of the template was filled
+
+
+def test_a_missing_call_template_fails_loudly() -> None:
+    from service.schemes.builders import Context, orthogonal
+
+    caffe = schemes.rule("caffe")
+    with pytest.raises(LookupError, match="convention caffe has no call template for the "):
+        caffe.call("orthogonal")
+    # a row defined under a convention that cannot spell its family does not resolve quietly
+    context = Context("orthogonal", caffe, (4, 4), FanSpec(), {"gain": 1.0})
+    with pytest.raises(LookupError, match="'orthogonal' family; it has variance_scaling, "):
+        orthogonal(context)
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_each_convention_computes_its_own_fans(convention: str) -> None:
+    r = schemes.rule(convention)
+    shape = (6, 4, 3, 3)
+    assert r.fans(shape, FanSpec()) == r.compute(shape, FanSpec())
+    assert r.fans(shape, FanSpec(fan_in=5.0, fan_out=7.0)) == (5.0, 7.0)
+
+
+@pytest.mark.parametrize("convention", ["keras", "jax", "tf1", "caffe"])
+@pytest.mark.parametrize("shape", [KERAS_CONV, KERAS_DENSE, (7, 5, 3)])
+def test_a_named_row_is_variance_scaling_with_fixed_arguments(
+    convention: str, shape: tuple[int, ...]
+) -> None:
+    from service.schemes.builders import Context, named
+
+    build = named("custom_normal", 3.0, "fan_out", "truncated_normal")
+    plan = build(Context("custom_normal", schemes.rule(convention), shape, FanSpec(), {}))
+    # Caffe has no truncated normal: its named normals are untruncated, as its msra filler
+    caffe = convention == "caffe"
+    dist: schemes.Distribution = "untruncated_normal" if caffe else "truncated_normal"
+    params = Params(factor=3.0, mode="fan_out", distribution=dist)
+    general = resolve("variance_scaling", shape, convention, params)
+    assert (plan.law, plan.fan_in, plan.fan_out, plan.n, plan.scale) == (
+        general.law,
+        general.fan_in,
+        general.fan_out,
+        general.n,
+        general.scale,
+    )
+    expected = {
+        "keras": "keras.initializers.CustomNormal()",
+        "jax": "jax.nn.initializers.custom_normal()",
+        "tf1": "tf.contrib.layers.variance_scaling_initializer(factor=3, mode='FAN_OUT', "
+        "uniform=False)",
+        "caffe": "variance scaling with caffe's fan rule",
+    }
+    assert plan.rule == expected[convention]
+
+
+def test_caffe_names_its_fillers_and_torch_its_gain_functions() -> None:
+    assert resolve("glorot_uniform", TORCH_CONV, "caffe").rule == (
+        "Caffe xavier filler (variance_norm=AVERAGE)"
+    )
+    assert resolve("he_normal", TORCH_CONV, "caffe").rule == (
+        "Caffe msra filler (variance_norm=FAN_IN)"
+    )
+    assert resolve("glorot_normal", TORCH_CONV, "torch").rule == (
+        "torch.nn.init.xavier_normal_(gain=1)"
+    )
+    assert resolve("lecun_uniform", TORCH_CONV, "torch").rule == (
+        "torch.nn.init.kaiming_uniform_(a=0, mode='fan_in', nonlinearity='linear')"
+    )

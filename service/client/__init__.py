@@ -9,18 +9,17 @@ carry the server's problem details.
     from service.client import Client
     with Client("http://127.0.0.1:8000") as c:
         w = c.numpy("he_normal", [256, 128], seed=7)               # numpy array
-        c.download("he_normal", [4096, 4096], "w.safetensors", seed=1, connections=4)
+        big = c.resource("he_normal", [4096, 4096], seed=1, format="safetensors")
+        c.save(big, "w.safetensors", connections=4)             # 4 parallel ranges
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,100 +27,28 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from service.client.errors import ClientError, IntegrityError, ProblemError, UnreachableError
+from service.client.ranges import Resource, part_headers, part_start, split
+from service.client.retry import RETRY_STATUSES, Retry, delay
+
+__all__ = [
+    "RETRY_STATUSES",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "IntegrityError",
+    "ProblemError",
+    "Progress",
+    "Resource",
+    "Retry",
+    "UnreachableError",
+    "part_headers",
+    "part_start",
+    "split",
+    "tensor_body",
+]
+
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
-RETRY_STATUSES = frozenset({502, 503, 504})
-
-
-class ClientError(Exception):
-    """Base of the client's errors."""
-
-
-class ProblemError(ClientError):
-    """The server answered with a problem (RFC 9457); `problem` holds its fields."""
-
-    def __init__(self, status: int, problem: Mapping[str, Any]) -> None:
-        self.status = status
-        self.problem = dict(problem)
-        self.title = str(problem.get("title", "error"))
-        self.detail = str(problem.get("detail", ""))
-        super().__init__(f"{status} {self.title}: {self.detail}")
-
-
-class UnreachableError(ClientError):
-    """The server could not be reached (after the retries)."""
-
-
-class IntegrityError(ClientError):
-    """The bytes received do not add up: wrong length, or the resource changed (ETag)."""
-
-
-@dataclass(frozen=True)
-class Resource:
-    """What describe says about an answer: its GET URL, length and validator."""
-
-    url: str
-    length: int
-    etag: str
-    info: Mapping[str, Any]
-
-
-def _problem(response: httpx.Response) -> ProblemError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"title": response.reason_phrase, "detail": response.text[:200]}
-    if not isinstance(body, dict):
-        body = {"title": response.reason_phrase, "detail": str(body)[:200]}
-    return ProblemError(response.status_code, body)
-
-
-def _delay(attempt: int, backoff: float, response: httpx.Response | None) -> float:
-    wait: float = backoff * 2**attempt
-    if response is not None:
-        with contextlib.suppress(ValueError):
-            wait = max(wait, float(response.headers.get("retry-after", 0)))
-    return min(wait, 60.0)
-
-
-@dataclass(frozen=True)
-class Retry:
-    """When to try again: connection errors and 502/503/504, `retries` times, waiting
-    `backoff·2^attempt` seconds or the server's longer `Retry-After`."""
-
-    retries: int
-    backoff: float
-    base_url: str
-
-    def settle(self, attempt: int, outcome: httpx.Response | Exception) -> httpx.Response | float:
-        """The final response (a problem raised as ProblemError), or seconds to wait first."""
-        last = attempt >= self.retries
-        if isinstance(outcome, Exception):
-            if last:
-                raise UnreachableError(f"cannot reach {self.base_url}: {outcome}") from outcome
-            return _delay(attempt, self.backoff, None)
-        if outcome.status_code in RETRY_STATUSES and not last:
-            return _delay(attempt, self.backoff, outcome)
-        if outcome.status_code >= 400:
-            raise _problem(outcome)
-        return outcome
-
-
-def part_headers(r: Resource, at: int, stop: int) -> dict[str, str]:
-    """Range for bytes [at, stop) and, for a strong ETag, If-Range so a changed resource
-    answers 200 instead of splicing two versions."""
-    headers = {"If-Range": r.etag} if r.etag and not r.etag.startswith("W/") else {}
-    if at > 0 or stop < r.length:
-        headers["Range"] = f"bytes={at}-{stop - 1}"
-    return headers
-
-
-def part_start(response: httpx.Response, r: Resource, at: int) -> int:
-    """Where the body of a part's response starts: `at` for a 206, 0 when the server sent the
-    whole representation; an ETag other than the described one is an IntegrityError."""
-    etag = response.headers.get("etag", "")
-    if etag != r.etag:
-        raise IntegrityError(f"ETag changed from {r.etag} to {etag}: not the resource described")
-    return 0 if response.status_code == 200 else at
 
 
 def tensor_body(scheme: str, shape: Sequence[int], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,13 +57,6 @@ def tensor_body(scheme: str, shape: Sequence[int], params: Mapping[str, Any]) ->
         "shape": list(shape),
         **{k: v for k, v in params.items() if v is not None},
     }
-
-
-def split(length: int, parts: int) -> list[tuple[int, int]]:
-    """[start, stop) byte ranges covering [0, length) in `parts` nearly equal pieces."""
-    parts = max(1, min(parts, length)) if length else 1
-    edges = [length * i // parts for i in range(parts + 1)]
-    return [(edges[i], edges[i + 1]) for i in range(parts)]
 
 
 class Client:
@@ -285,7 +205,7 @@ class Client:
                     raise UnreachableError(
                         f"download of {r.url} failed at byte {at}: {exc}"
                     ) from exc
-                time.sleep(_delay(attempt, self._policy.backoff, None))
+                time.sleep(delay(attempt, self._policy.backoff, None))
                 attempt += 1
         if at != stop:
             raise IntegrityError(f"received up to byte {at} of {stop}")
@@ -401,7 +321,7 @@ class AsyncClient:
                     raise UnreachableError(
                         f"download of {r.url} failed at byte {at}: {exc}"
                     ) from exc
-                await asyncio.sleep(_delay(attempt, self._policy.backoff, None))
+                await asyncio.sleep(delay(attempt, self._policy.backoff, None))
                 attempt += 1
         if at != stop:
             raise IntegrityError(f"received up to byte {at} of {stop}")

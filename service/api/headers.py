@@ -1,0 +1,65 @@
+"""The response headers of a payload (a tensor or a bundle): one builder for both."""
+
+from __future__ import annotations
+
+from service import __version__
+from service.bundle import BundlePlan
+from service.plan import Payload, Plan
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+METADATA_HEADERS = {  # Plan.metadata() keys, as headers
+    "scheme": "X-Init-Scheme",
+    "convention": "X-Init-Convention",
+    "kind": "X-Init-Kind",
+    "fan_in": "X-Init-Fan-In",
+    "fan_out": "X-Init-Fan-Out",
+    "mode": "X-Init-Mode",
+    "gain": "X-Init-Gain",
+    "std": "X-Init-Std",
+    "limit": "X-Init-Limit",
+    "low": "X-Init-Low",
+    "high": "X-Init-High",
+    "mean": "X-Init-Mean",
+    "effective_std": "X-Init-Effective-Std",
+    "zero_rows": "X-Init-Zero-Rows",
+    "seed": "X-Init-Seed",
+    "algorithm": "X-Init-Algorithm",
+}
+TENSOR_HEADERS = ("X-Init-Shape", "X-Init-Dtype", "X-Init-Format")
+BUNDLE_HEADERS = ("X-Init-Tensors", "X-Init-Header-Bytes")
+EXPOSED = sorted({*METADATA_HEADERS.values(), *TENSOR_HEADERS, *BUNDLE_HEADERS})  # for CORS
+
+
+def cache_control(payload: Payload) -> str:
+    """Pinned seeds are immutable resources; a seed the service drew is a new answer each time."""
+    return IMMUTABLE if payload.seed_source == "request" else "no-store"
+
+
+def headers(
+    payload: Payload, location: str, filename: str, media_type: str, *, negotiated: bool
+) -> dict[str, str]:
+    """Every header of a 200 answer but Content-Length (the range decides that)."""
+    out = {
+        "Content-Type": media_type,
+        "ETag": payload.etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": cache_control(payload),
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Content-Location": location,
+        "X-Content-Type-Options": "nosniff",
+    }
+    if isinstance(payload, Plan):
+        out |= {
+            "X-Init-Shape": ",".join(str(d) for d in payload.shape),
+            "X-Init-Dtype": payload.dtype.name,
+            "X-Init-Format": payload.format,
+        }
+        out["X-Init-Service-Version"] = __version__  # a header only: the payload is version-free
+        if negotiated:
+            out["Vary"] = "Accept"
+        return out | {METADATA_HEADERS[k]: v for k, v in payload.metadata().items()}
+    if isinstance(payload, BundlePlan):
+        out |= {"X-Init-Seed": str(payload.seed), "X-Init-Algorithm": payload.algorithm}
+        out |= {"X-Init-Tensors": str(len(payload.entries))}
+        out |= {"X-Init-Header-Bytes": str(len(payload.header))}
+    return out | {"X-Init-Service-Version": __version__}

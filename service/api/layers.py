@@ -1,0 +1,76 @@
+"""Bundle layers at the edge: one pydantic model per preset, made from its declared arguments
+(service.presets), so the OpenAPI schema lists every preset's arguments with their bounds.
+
+A layer is first checked against its preset's declarations by `service.arguments`, for messages
+that name the preset and the argument (`torch.Linear needs out_features`); the model, made from
+the same declarations, then validates it again and cannot disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from service import presets
+from service.api.fields import Name, model_fields
+from service.errors import SchemeError
+from service.presets import Member, Preset
+
+IDENTITY = ("preset", "name")  # a layer's fields that are not its preset's arguments
+
+
+class LayerFields(BaseModel):
+    """A framework layer, expanded into its tensors: `{"preset": "torch.Linear", "name":
+    "mlp.fc1", "in_features": 768, "out_features": 3072}` (GET /v1/presets lists them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    preset: str
+    name: Name
+
+    def arguments(self) -> dict[str, object]:
+        return self.model_dump(exclude=set(IDENTITY))
+
+    def count(self) -> int:
+        """How many tensors the layer names, without expanding it."""
+        found = presets.lookup(self.preset)
+        return found.count(found.arguments(self.arguments()))
+
+    def to_members(self) -> list[Member]:
+        return presets.lookup(self.preset).members(self.name, self.arguments())
+
+
+def _model(p: Preset[Any]) -> type[LayerFields]:
+    name = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", p.name)) + "Layer"
+    tag: Any = cast(Any, Literal)[p.name]  # the discriminator's one value
+    return create_model(
+        name,
+        __base__=LayerFields,
+        __doc__=f"{p.name}: {p.summary}",
+        preset=(tag, ...),
+        **model_fields(p.args, strict=True),
+    )
+
+
+def _checked(value: object) -> object:
+    """The preset's own checks first, for messages that name it and the argument."""
+    if isinstance(value, dict):
+        try:
+            found = presets.lookup(str(value.get("preset")))
+            found.arguments({k: v for k, v in value.items() if k not in IDENTITY})
+        except SchemeError as exc:
+            raise ValueError(exc.detail) from None
+    return value
+
+
+MODELS = tuple(_model(p) for p in presets.PRESETS.values())
+if TYPE_CHECKING:  # mypy sees the base; pydantic the union of every preset's model
+    Layer = LayerFields
+else:
+    Layer = Annotated[
+        Union[MODELS],  # noqa: UP007 - a tuple of models, made at import
+        Field(discriminator="preset"),
+        BeforeValidator(_checked),
+    ]

@@ -1,0 +1,72 @@
+"""Reading a GET URL's query: lists split, repeats refused, `describe` a strict boolean.
+Refusals are pydantic-style errors, so they read like a body's (`#/shape: ...`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from service.api.models import TensorRequest
+
+DECIMAL = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only, and no more than an int64 holds
+LIST_FIELDS = ("shape", "in_axes", "out_axes", "batch_axes", "zero_rows")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")  # FastAPI's booleans
+
+
+def _split(value: str) -> list[int | str]:
+    """'256,128' -> [256, 128]; '' -> []; a bad item stays a string for pydantic to report."""
+    items = [v.strip() for v in value.split(",")] if value.strip() else []
+    return [int(v) if DECIMAL.fullmatch(v) else v for v in items]
+
+
+def _error(key: str, kind: str, msg: str, value: object) -> dict[str, Any]:
+    return {"type": kind, "loc": ("query", key), "msg": msg, "input": value}
+
+
+def read_query(request: Request) -> tuple[dict[str, Any], bool]:
+    """A GET URL's query: its parameters (lists split) and whether `describe` is asked. A
+    repeated parameter, or a `describe` that is not a boolean, is refused (422)."""
+    params: dict[str, Any] = {}
+    describe = False
+    errors: list[dict[str, Any]] = []
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        if len(values) > 1:
+            errors.append(_error(key, "value_error", "given more than once", values))
+        elif key == "describe":
+            describe = values[0].lower() in TRUE
+            if not describe and values[0].lower() not in FALSE:
+                msg = f"Input should be a boolean ({', '.join(TRUE + FALSE)})"
+                errors.append(_error(key, "bool_parsing", msg, values[0]))
+        else:
+            params[key] = _split(values[0]) if key in LIST_FIELDS else values[0]
+    if errors:
+        raise RequestValidationError(errors)
+    return params, describe
+
+
+def tensor_query(scheme: str, request: Request) -> tuple[TensorRequest, bool]:
+    """The GET query of a tensor URL as a TensorRequest (unknown parameters are refused)."""
+    params, describe = read_query(request)
+    try:
+        return TensorRequest.model_validate({**params, "scheme": scheme}), describe
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+
+
+def bundle_query(request: Request) -> bool:
+    """Whether a bundle URL asks `describe`; it takes no other parameter (the manifest has them),
+    and a misspelt one is refused, not ignored."""
+    params, describe = read_query(request)
+    if params:
+        extra = "Extra inputs are not permitted"
+        raise RequestValidationError(
+            [_error(k, "extra_forbidden", extra, v) for k, v in params.items()]
+        )
+    return describe

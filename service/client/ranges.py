@@ -1,0 +1,50 @@
+"""A described resource and the byte ranges it is fetched in.
+
+Every fetch goes through the resource's GET URL, so a part can resume with `Range` + `If-Range`
+after a dropped connection, and a body can be split into parallel ranges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from service.client.errors import IntegrityError
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What describe says about an answer: its GET URL, length and validator."""
+
+    url: str
+    length: int
+    etag: str
+    info: Mapping[str, Any]
+
+
+def part_headers(r: Resource, at: int, stop: int) -> dict[str, str]:
+    """Range for bytes [at, stop) and, for a strong ETag, If-Range so a changed resource
+    answers 200 instead of splicing two versions."""
+    headers = {"If-Range": r.etag} if r.etag and not r.etag.startswith("W/") else {}
+    if at > 0 or stop < r.length:
+        headers["Range"] = f"bytes={at}-{stop - 1}"
+    return headers
+
+
+def part_start(response: httpx.Response, r: Resource, at: int) -> int:
+    """Where the body of a part's response starts: `at` for a 206, 0 when the server sent the
+    whole representation; an ETag other than the described one is an IntegrityError."""
+    etag = response.headers.get("etag", "")
+    if etag != r.etag:
+        raise IntegrityError(f"ETag changed from {r.etag} to {etag}: not the resource described")
+    return 0 if response.status_code == 200 else at
+
+
+def split(length: int, parts: int) -> list[tuple[int, int]]:
+    """[start, stop) byte ranges covering [0, length) in `parts` nearly equal pieces."""
+    parts = max(1, min(parts, length)) if length else 1
+    edges = [length * i // parts for i in range(parts + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(parts)]

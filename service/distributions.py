@@ -1,0 +1,87 @@
+"""What an engine is asked to draw: a tagged union of distributions with non-optional fields.
+
+`service.plan` builds one from a scheme's plan; engines read only this (never a scheme), so a
+new kind of tensor is a new class here and a case in the engines. Standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, TypeAlias
+
+
+@dataclass(frozen=True)
+class Normal:
+    """loc + scale·z, z ~ N(0, 1)."""
+
+    kind: ClassVar[str] = "normal"
+    loc: float
+    scale: float
+
+
+@dataclass(frozen=True)
+class TruncatedNormal:
+    """loc + scale·z, z ~ N(0, 1) restricted to [alpha, beta] (bounds in units of scale)."""
+
+    kind: ClassVar[str] = "truncated_normal"
+    loc: float
+    scale: float
+    alpha: float
+    beta: float
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """U(low, high): low + u·(high − low)."""
+
+    kind: ClassVar[str] = "uniform"
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Constant:
+    kind: ClassVar[str] = "constant"
+    value: float
+
+
+@dataclass(frozen=True)
+class Identity:
+    """gain on the diagonal of a matrix, zero elsewhere."""
+
+    kind: ClassVar[str] = "identity"
+    gain: float
+
+
+@dataclass(frozen=True)
+class Dirac:
+    """torch dirac_: 1 at [g·out/groups + d, d, centre…] for d < min(out/groups, in)."""
+
+    kind: ClassVar[str] = "dirac"
+    groups: int
+
+
+@dataclass(frozen=True)
+class Orthogonal:
+    """A matrix with orthonormal columns along `kept_axis` (rows if fewer), times gain."""
+
+    kind: ClassVar[str] = "orthogonal"
+    gain: float
+    kept_axis: int
+
+
+@dataclass(frozen=True)
+class DeltaOrthogonal:
+    """Zeros but for an orthogonal (in, out) centre tap, times gain (layout (*k, in, out))."""
+
+    kind: ClassVar[str] = "delta_orthogonal"
+    gain: float
+
+
+Distribution: TypeAlias = (
+    Normal | TruncatedNormal | Uniform | Constant | Identity | Dirac | Orthogonal | DeltaOrthogonal
+)
+Random: TypeAlias = Normal | TruncatedNormal | Uniform  # one generator word (or two) per element
+Structured: TypeAlias = Orthogonal | DeltaOrthogonal  # the whole tensor first, then QR
+RANDOM = (Normal, TruncatedNormal, Uniform)
+STRUCTURED = (Orthogonal, DeltaOrthogonal)
