@@ -510,3 +510,35 @@ def test_the_openapi_schema_lists_each_presets_arguments_with_their_bounds(
     assert lstm["num_layers"]["default"] == 1
     assert lstm["preset"]["const"] == "torch.LSTM"
     assert "hidden_size" in components["TorchLstmLayer"]["required"]
+
+
+def _bounds(schema: dict[str, Any]) -> dict[str, float]:
+    """minimum/maximum of a property, through `anyOf` (nullable) and array items."""
+    found: dict[str, float] = {}
+    for part in [schema, *schema.get("anyOf", [])]:
+        for inner in (part, part.get("items", {})):
+            found |= {k: float(inner[k]) for k in ("minimum", "maximum") if k in inner}
+    return found
+
+
+def test_the_preset_catalogue_and_the_openapi_schema_agree(client: TestClient) -> None:
+    """Both are made from the presets' declarations: the same arguments, required ones,
+    defaults and bounds, for every preset."""
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+    models = {
+        c["properties"]["preset"]["const"]: c
+        for c in components.values()
+        if "preset" in c.get("properties", {}) and "const" in c["properties"]["preset"]
+    }
+    catalogue = client.get("/v1/presets").json()["presets"]
+    assert {p["name"] for p in catalogue} == set(models)
+    for preset in catalogue:
+        model = models[preset["name"]]
+        assert set(model["properties"]) == {"preset", "name"} | {a["name"] for a in preset["args"]}
+        required = {a["name"] for a in preset["args"] if a["required"]}
+        assert set(model["required"]) == {"preset", "name"} | required
+        for a in preset["args"]:
+            prop = model["properties"][a["name"]]
+            assert prop.get("default") == (None if a["required"] else a.get("default"))
+            wanted = {k: float(a[k]) for k in ("minimum", "maximum") if k in a}
+            assert _bounds(prop) == wanted, (preset["name"], a["name"])

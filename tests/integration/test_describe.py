@@ -214,3 +214,22 @@ def test_describe_answers_json_whatever_accept_names(client: TestClient, accept:
     for r in (posted, got):
         assert r.status_code == 200, r.text
         assert r.json()["format"] == "npy"
+
+
+def test_the_scheme_catalogue_and_the_openapi_schema_agree(client: TestClient) -> None:
+    """Scheme parameters' bounds, choices and meaning come from one declaration."""
+    props = client.get("/openapi.json").json()["components"]["schemas"]["TensorRequest"]
+    props = props["properties"]
+    seen = 0
+    for scheme in client.get("/v1/schemes").json()["schemes"]:
+        for conv in scheme["conventions"].values():
+            for p in conv["params"]:
+                (typed,) = [t for t in props[p["name"]]["anyOf"] if t.get("type") != "null"]
+                assert props[p["name"]]["description"] == p["description"]
+                for key, schema_key in (("minimum", "minimum"), ("maximum", "maximum")):
+                    assert float(typed.get(schema_key, math.nan)) == pytest.approx(
+                        float(p.get(key, math.nan)), nan_ok=True
+                    )
+                assert typed.get("enum", []) == p.get("choices", [])
+                seen += 1
+    assert seen > 50
