@@ -38,9 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKeys, keys=settings.api_keys)
     if settings.cors_origins:  # outside the key and body checks, so their problems carry CORS
-        extra = [*EXPOSED, "X-Init-Service-Version"]
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, **cors_headers(extra)
+            CORSMiddleware, allow_origins=settings.cors_origins, **cors_headers(EXPOSED)
         )
     app.add_middleware(RequestIds, metrics=services.metrics)
     return app

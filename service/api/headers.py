@@ -27,7 +27,8 @@ METADATA_HEADERS = {  # Plan.metadata() keys, as headers
 }
 TENSOR_HEADERS = ("X-Init-Shape", "X-Init-Dtype", "X-Init-Format")
 BUNDLE_HEADERS = ("X-Init-Tensors", "X-Init-Header-Bytes")
-EXPOSED = sorted({*METADATA_HEADERS.values(), *TENSOR_HEADERS, *BUNDLE_HEADERS})  # for CORS
+VERSION = "X-Init-Service-Version"  # a header only: the payload is version-free
+EXPOSED = sorted({*METADATA_HEADERS.values(), *TENSOR_HEADERS, *BUNDLE_HEADERS, VERSION})  # CORS
 
 
 def cache_control(payload: Payload) -> str:
@@ -54,7 +55,7 @@ def headers(
             "X-Init-Dtype": payload.dtype.name,
             "X-Init-Format": payload.format,
         }
-        out["X-Init-Service-Version"] = __version__  # a header only: the payload is version-free
+        out[VERSION] = __version__
         if negotiated:
             out["Vary"] = "Accept"
         return out | {METADATA_HEADERS[k]: v for k, v in payload.metadata().items()}
@@ -62,4 +63,4 @@ def headers(
         out |= {"X-Init-Seed": str(payload.seed), "X-Init-Algorithm": payload.algorithm}
         out |= {"X-Init-Tensors": str(len(payload.entries))}
         out |= {"X-Init-Header-Bytes": str(len(payload.header))}
-    return out | {"X-Init-Service-Version": __version__}
+    return out | {VERSION: __version__}

@@ -56,9 +56,9 @@ def _model(p: Preset[Any]) -> type[LayerFields]:
 
 def _checked(value: object) -> object:
     """The preset's own checks first, for messages that name it and the argument."""
-    if isinstance(value, dict):
-        try:
-            found = presets.lookup(str(value.get("preset")))
+    if isinstance(value, dict) and isinstance(value.get("preset"), str):
+        try:  # (without a preset name, pydantic's discriminator says what is missing)
+            found = presets.lookup(value["preset"])
             found.arguments({k: v for k, v in value.items() if k not in IDENTITY})
         except SchemeError as exc:
             raise ValueError(exc.detail) from None
