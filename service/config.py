@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,3 +47,29 @@ class Settings(BaseSettings):
         30, ge=0, description="seconds streams in flight may take to finish on SIGTERM"
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    cache_visibility: Literal["auto", "public", "private"] = Field(
+        "auto",
+        description="Cache-Control of pinned answers: public (shared caches may keep them), "
+        "private (only the client's own cache), or auto: private when API keys are set",
+    )
+    max_header_bytes: int = Field(
+        32 << 10, ge=1024, description="request line and headers together (nginx: 4 x 8 KiB)"
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, description="seconds a client may take to send its request line and headers"
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, description="seconds a client may leave a request body stalled"
+    )
+    max_analyses: int = Field(1, ge=1, description="POST /v1/analyze requests computed at once")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_not_blank(cls, keys: list[str]) -> list[str]:
+        blank = [i for i, k in enumerate(keys) if not k.strip() or k != k.strip()]
+        if blank:
+            raise ValueError(
+                f"API keys must be non-empty and without surrounding whitespace; keys at "
+                f"positions {blank} are not (an empty key would accept 'Authorization: Bearer ')"
+            )
+        return keys
