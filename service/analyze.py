@@ -27,8 +27,9 @@ ACTIVATIONS: tuple[Activation, ...] = get_args(Activation)
 F64 = npt.NDArray[np.float64]
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805  # Klambauer et al. 2017
 LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
-MAX_WEIGHTS = 1 << 25  # elements of all layers together
-MAX_ACTIVATIONS = 1 << 24  # batch x the widest layer
+MAX_BYTES = 256 << 20  # float64 arrays alive at once, as `cost` estimates them
+MAX_FLOPS = 1 << 34  # multiply-adds x 2 of the forward and backward matrix products
+TEMPORARIES = 8  # batch x width arrays alive at once in a layer (z, h, the activation's own)
 GELU_C = math.sqrt(2.0 / math.pi)
 
 
@@ -72,15 +73,33 @@ def _values(p: Plan) -> F64:
     return np.frombuffer(data, dtype="<f8").reshape(p.shape)
 
 
+def cost(spec: AnalyzeSpec) -> tuple[int, int]:
+    """(bytes, flops) of an analysis: every weight and every layer's activation slope is kept
+    for the backward pass, plus a layer's temporaries; four products of batch x weights."""
+    sizes = [a * b for a, b in zip(spec.widths, spec.widths[1:], strict=False)]
+    weights = sum(sizes)
+    kept = spec.batch * sum(spec.widths[1:])
+    temporaries = TEMPORARIES * spec.batch * max(spec.widths) + max(sizes)  # + one being drawn
+    elements = weights + kept + temporaries
+    return 9 * elements, 4 * spec.batch * weights  # float64, and an eighth for what is not counted
+
+
+def check(spec: AnalyzeSpec) -> None:
+    """Refuse an analysis whose memory or arithmetic is beyond one request's share."""
+    nbytes, flops = cost(spec)
+    if nbytes > MAX_BYTES or flops > MAX_FLOPS:
+        raise LimitExceeded(
+            f"this network ({len(spec.widths) - 1} layers, the widest {max(spec.widths)}, batch "
+            f"{spec.batch}) needs about {nbytes >> 20} MiB and {flops / 1e9:.1f} GFLOP; analyze "
+            f"takes at most {MAX_BYTES >> 20} MiB and {MAX_FLOPS / 1e9:.1f} GFLOP per request: "
+            "use fewer or narrower layers, or a smaller batch"
+        )
+
+
 def analyze(spec: AnalyzeSpec, limits: Limits, engines: Engines) -> dict[str, Any]:
     """Per-layer std of activations (forward) and of input gradients (backward)."""
+    check(spec)
     pairs = list(zip(spec.widths, spec.widths[1:], strict=False))
-    weights = sum(a * b for a, b in pairs)
-    if weights > MAX_WEIGHTS or spec.batch * max(spec.widths) > MAX_ACTIVATIONS:
-        raise LimitExceeded(
-            f"the network has {weights} weights and {spec.batch} x {max(spec.widths)} "
-            f"activations per layer; analyze takes at most {MAX_WEIGHTS} and {MAX_ACTIVATIONS}"
-        )
     torch_layout = spec.convention in ("torch", "caffe")  # (out, in) weights
 
     def tensor(shape: tuple[int, ...], name: str, **kw: Any) -> Plan:

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     body_timeout: float = Field(
         30.0, gt=0, description="seconds a client may leave a request body stalled"
     )
-    max_analyses: int = Field(1, ge=1, description="POST /v1/analyze requests computed at once")
+    max_analyses: int = Field(2, ge=1, description="POST /v1/analyze requests computed at once")
 
     @field_validator("api_keys")
     @classmethod

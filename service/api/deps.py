@@ -8,12 +8,15 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
+from service.api.admission import Admission
 from service.api.cache import PlanCache
 from service.api.metrics import Metrics
 from service.api.stream import Capacity
 from service.config import Settings
 from service.engines import Engines, fast
 from service.plan import Limits
+
+ANALYSIS_WAIT = 10.0  # seconds an analysis may wait for a slot (each takes ~0.5 s at most)
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Services:
     metrics: Metrics
     plans: PlanCache
     routes: dict[str, Any]  # path prefix -> its route, for the fast lane's metrics labels
+    analyses: Admission
 
     @classmethod
     def build(cls, settings: Settings, routes: dict[str, Any]) -> Services:
@@ -40,6 +44,7 @@ class Services:
             metrics,
             PlanCache(settings.plan_cache_bytes),
             routes,
+            Admission(settings.max_analyses, ANALYSIS_WAIT, "analyses"),
         )
 
 

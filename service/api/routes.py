@@ -6,11 +6,12 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.analyze import analyze
+from service.analyze import analyze, check
 from service.api import bundles, queries, tensors
 from service.api.catalogue import catalogue, preset_catalogue
 from service.api.deps import services
@@ -147,10 +148,14 @@ async def presets_catalogue() -> dict[str, Any]:
 
 
 @router.post("/v1/analyze", responses=_ERRORS, tags=["analysis"])
-def analyze_signal(body: AnalyzeRequest, request: Request) -> AnalyzeResponse:
-    """Per-layer std of activations and gradients through a deep MLP initialized by a scheme."""
-    s = services(request)
-    return AnalyzeResponse.model_validate(analyze(body.to_spec(), s.limits, s.engines))
+async def analyze_signal(body: AnalyzeRequest, request: Request) -> AnalyzeResponse:
+    """Per-layer std of activations and gradients through a deep MLP initialized by a scheme
+    (at most 256 MiB and 17 GFLOP each; WEIGHTGEN_MAX_ANALYSES at once, then 503)."""
+    s, spec = services(request), body.to_spec()
+    check(spec)  # before waiting for a slot
+    async with s.analyses.slot():
+        found = await anyio.to_thread.run_sync(analyze, spec, s.limits, s.engines)
+    return AnalyzeResponse.model_validate(found)
 
 
 @router.get("/v1/schemes", tags=["catalogue"])

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
+import anyio
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.analyze import ACTIVATIONS
+from service import analyze as analysis
+from service.analyze import ACTIVATIONS, MAX_BYTES, Activation, AnalyzeSpec, cost
+from service.api import create_app
+from service.config import Settings
+from service.engines import Engines
+from service.plan import Limits
 
 DEEP = [256] * 51  # 50 layers
 
@@ -71,3 +80,61 @@ def test_analyze_refuses_what_it_cannot_do(client: TestClient) -> None:
         "/v1/analyze", json={"widths": [4, 4], "scheme": "he_normal", "activation": "swish"}
     )
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("widths", "batch"), [([256] * 51, 256), ([1024] * 5, 1024), ([2048] * 3, 512), ([8, 64], 2)]
+)
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_the_cost_estimate_covers_what_an_analysis_allocates(
+    widths: list[int], batch: int, activation: Activation
+) -> None:
+    """The admission check refuses by an estimate; the estimate bounds the real peak."""
+    spec = AnalyzeSpec(tuple(widths), activation, "he_normal", batch=batch)
+    estimate, _ = cost(spec)
+    tracemalloc.start()
+    analysis.analyze(spec, Limits(2**32, 2**34), Engines("numpy", threads=1))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= estimate
+    assert estimate <= MAX_BYTES
+
+
+def test_an_analysis_beyond_its_share_is_refused_before_any_work(client: TestClient) -> None:
+    """The issue's trigger (inside the field limits: +1.2 GiB and 16 s before) is a 422."""
+    body = {
+        "widths": [4096, 4096, 3900],
+        "scheme": "he_normal",
+        "batch": 4096,
+        "activation": "gelu",
+    }
+    tracemalloc.start()
+    r = client.post("/v1/analyze", json=body)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert r.status_code == 422
+    assert "at most 256 MiB" in r.json()["detail"]
+    assert peak < 8 << 20
+
+
+def test_analyses_beyond_the_slots_wait_then_get_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every slot taken for longer than the wait, the next analysis is 503 + Retry-After."""
+    from service.api import deps
+
+    monkeypatch.setattr(deps, "ANALYSIS_WAIT", 0.2)
+    app = create_app(Settings(max_analyses=1))
+    services = app.state.services
+    body = {"widths": [8, 8], "scheme": "he_normal"}
+
+    async def hold_and_ask() -> int:
+        async with services.analyses.slot():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                r = await c.post("/v1/analyze", json=body)
+                assert r.headers["retry-after"] == "1"
+                assert r.headers["content-type"] == "application/problem+json"
+                return r.status_code
+
+    assert anyio.run(hold_and_ask) == 503
+    with TestClient(app) as c:  # the slot is free again
+        assert c.post("/v1/analyze", json=body).status_code == 200
