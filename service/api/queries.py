@@ -70,3 +70,37 @@ def bundle_query(request: Request) -> bool:
             [_error(k, "extra_forbidden", extra, v) for k, v in params.items()]
         )
     return describe
+
+
+def _query_schema(prop: dict[str, Any]) -> dict[str, Any]:
+    """A body field's JSON schema as a query parameter's: a query cannot say null."""
+    alternatives = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
+    schema = dict(alternatives[0]) if len(alternatives) == 1 else {"anyOf": alternatives}
+    for key in ("description", "title"):
+        schema.pop(key, None)
+    if prop.get("default") is not None:
+        schema["default"] = prop["default"]
+    return schema
+
+
+def tensor_parameters() -> list[dict[str, Any]]:
+    """The OpenAPI query parameters of a tensor URL, made from TensorRequest (itself made from
+    the declarations), so generated clients and schemathesis send them: lists comma-separated."""
+    model = TensorRequest.model_json_schema()
+    required = set(model.get("required", []))
+    out = []
+    for name, prop in model["properties"].items():
+        if name == "scheme":  # the path's
+            continue
+        param: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "description": prop.get("description", ""),
+            "schema": _query_schema(prop),
+        }
+        if name in LIST_FIELDS:
+            param |= {"style": "form", "explode": False}
+        out.append(param)
+    describe = {"type": "boolean", "default": False}
+    return [*out, {"name": "describe", "in": "query", "required": False, "schema": describe}]

@@ -69,8 +69,15 @@ _GET_RESPONSES = {
 }
 
 
+_QUERY = {"parameters": queries.tensor_parameters()}
+
+
 @router.get(
-    "/v1/tensors/{scheme}", responses=_GET_RESPONSES, response_class=Response, tags=["tensors"]
+    "/v1/tensors/{scheme}",
+    responses=_GET_RESPONSES,
+    response_class=Response,
+    tags=["tensors"],
+    openapi_extra=_QUERY,
 )
 @router.head(
     "/v1/tensors/{scheme}",
@@ -78,6 +85,7 @@ _GET_RESPONSES = {
     response_class=Response,
     tags=["tensors"],
     operation_id="head_tensor",
+    openapi_extra=_QUERY,
 )
 async def get_tensor(scheme: str, request: Request) -> Response:
     """The same tensor as a cacheable URL: every request field is a query parameter
