@@ -119,7 +119,7 @@ def fault(mib: int) -> None:
         print(f"fault 1: {mib} MiB from replica A, killed after {cut}; resumed on B: {where}")
         print(f"  clean sha256   {clean}\n  resumed sha256 {resumed}\n  equal: {resumed == clean}")
 
-        # 2. through nginx: the replica serving slices dies; nginx and the client carry on
+        # 2. through nginx: the replica serving the answer dies; the client resumes the rest
         killed = threading.Event()
 
         def progress(done: int, total: int) -> None:

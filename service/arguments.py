@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from service.errors import SchemeError, one_of
 
 T = TypeVar("T")
 MISSING: Any = dataclasses.MISSING  # a declaration without a default: the argument is required
+MAX_FLOAT = sys.float_info.max  # an integer beyond it has no float: it is not a finite number
 Kind = Literal["integer", "number", "boolean", "string", "integers", "integer_or_integers"]
 
 
@@ -143,10 +145,11 @@ def _read(cls: type) -> tuple[Declared, ...]:
 
 
 def _received(value: object) -> str:
+    """What was received, in at most 80 characters (never the whole of a huge value)."""
     try:
         text = repr(value)
-    except ValueError:  # an int beyond sys.get_int_max_str_digits()
-        return f"an integer of {value.bit_length()} bits"  # type: ignore[attr-defined]
+    except (ValueError, RecursionError):  # an int past the str limit, a list nested too deep
+        return f"a {type(value).__name__} too large to show"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -224,6 +227,8 @@ def _number(d: Declared, value: object, label: str, wanted: str, owner: str | No
         raise SchemeError(f"{label} must be {wanted}; received {_received(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise SchemeError(f"{label} must be a finite number; received {value!r}")
+    if not integer and isinstance(value, int) and abs(value) > MAX_FLOAT:
+        raise SchemeError(f"{label} must be a finite number; received {_received(value)}")
     if not _in_bounds(d.arg, value):  # type: ignore[arg-type]
         bounds, got = _bound_text(d.arg), _received(value)
         if owner is None:

@@ -3,11 +3,12 @@
     weightgen serve [--host H] [--port P]
     weightgen schemes [--json]
     weightgen describe he_normal 3 3 32 64 [--convention keras] [-p factor=2] [--json]
-    weightgen fetch he_normal 4096 4096 --seed 1 -o w.safetensors [--connections 4]
-    weightgen bundle manifest.json -o init.safetensors
+    weightgen fetch he_normal 4096 4096 --seed 1 -o w.safetensors [--connections 4] [--no-verify]
+    weightgen bundle manifest.json -o init.safetensors [--no-verify]
 
 Exit codes: 0 done; 2 bad usage; 3 the server refused (its problem is printed); 4 the server
-could not be reached; 5 the bytes did not add up.
+could not be reached; 5 the bytes did not add up (length, ETag, or the file's SHA-256 against
+the server's Repr-Digest, checked unless --no-verify; the file is then not written).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 EXIT_USAGE, EXIT_PROBLEM, EXIT_UNREACHABLE, EXIT_INTEGRITY = 2, 3, 4, 5
 FORMATS = {".npy": "npy", ".safetensors": "safetensors", ".bin": "raw", ".raw": "raw"}
+NO_VERIFY = "skip the check of the file's SHA-256 against the server's Repr-Digest"
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:
@@ -84,10 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("-o", "--output", required=True, help="file: .npy, .safetensors or .bin")
     fetch.add_argument("--format", choices=["npy", "safetensors", "raw"], help="default: from -o")
     fetch.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
+    fetch.add_argument("--no-verify", action="store_true", help=NO_VERIFY)
     bundle = commands.add_parser("bundle", help="download a bundle (manifest JSON) to a file")
     bundle.add_argument("manifest", help="a JSON manifest file, or - for standard input")
     bundle.add_argument("-o", "--output", required=True, help="the .safetensors file")
     bundle.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
+    bundle.add_argument("--no-verify", action="store_true", help=NO_VERIFY)
     _client_options(bundle)
     return parser
 
@@ -173,7 +177,13 @@ def _describe(client: Client, args: argparse.Namespace) -> None:
 def _fetch(client: Client, args: argparse.Namespace) -> None:
     fmt = args.format or FORMATS.get(Path(args.output).suffix, "npy")
     r = client.resource(args.scheme, args.shape, format=fmt, **_params(args))
-    client.save(r, args.output, connections=args.connections, progress=Bar(sys.stderr))
+    client.save(
+        r,
+        args.output,
+        connections=args.connections,
+        progress=Bar(sys.stderr),
+        verify=not args.no_verify,
+    )
     _print(
         args,
         {"path": args.output, "bytes": r.length, "etag": r.etag, "url": r.url},
@@ -188,7 +198,13 @@ def _bundle(client: Client, args: argparse.Namespace) -> None:
     except ValueError as exc:
         raise UsageError(f"{args.manifest} is not JSON: {exc}") from None
     r = client.bundle_resource(manifest)
-    client.save(r, args.output, connections=args.connections, progress=Bar(sys.stderr))
+    client.save(
+        r,
+        args.output,
+        connections=args.connections,
+        progress=Bar(sys.stderr),
+        verify=not args.no_verify,
+    )
     _print(
         args,
         {
@@ -222,20 +238,36 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(host: str | None, port: int | None) -> None:
     import uvicorn
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
-    from service import logs
+    from service import allocator, logs
     from service.api import create_app
+    from service.api.protocol import bounded
 
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        # one line per setting, without the value given: it may be an API key
+        for e in exc.errors():
+            where = "_".join(str(part) for part in e["loc"]).upper()
+            print(f"weightgen: error: WEIGHTGEN_{where}: {e['msg']}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    except SettingsError as exc:  # a list or tuple setting that is not JSON
+        print(f"weightgen: error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    allocator.pin_mmap_threshold(settings.malloc_mmap_threshold)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        # httptools bounded in head size and time (service/api/protocol.py)
+        http=bounded(settings.max_header_bytes, settings.header_timeout),
         log_config=logs.config(settings.log_level),
         access_log=False,  # the service logs each request itself, as JSON with its id
         timeout_graceful_shutdown=settings.shutdown_timeout,

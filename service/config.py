@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="seconds a client may leave a request body stalled"
     )
     max_analyses: int = Field(2, ge=1, description="POST /v1/analyze requests computed at once")
+    malloc_mmap_threshold: int = Field(
+        128 << 10,
+        ge=0,
+        description="glibc mmap threshold in bytes, pinned so freed stream buffers go back to "
+        "the system (0: glibc's own dynamic threshold)",
+    )
 
     @field_validator("api_keys")
     @classmethod

@@ -82,6 +82,5 @@ Distribution: TypeAlias = (
     Normal | TruncatedNormal | Uniform | Constant | Identity | Dirac | Orthogonal | DeltaOrthogonal
 )
 Random: TypeAlias = Normal | TruncatedNormal | Uniform  # one generator word (or two) per element
-Structured: TypeAlias = Orthogonal | DeltaOrthogonal  # the whole tensor first, then QR
 RANDOM = (Normal, TruncatedNormal, Uniform)
-STRUCTURED = (Orthogonal, DeltaOrthogonal)
+STRUCTURED = (Orthogonal, DeltaOrthogonal)  # the whole tensor first, then QR

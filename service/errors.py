@@ -60,3 +60,9 @@ class Overloaded(Unavailable):
 def one_of(values: Iterable[object]) -> str:
     """`a, b, c` for an error message listing what is allowed."""
     return ", ".join(str(v) for v in values)
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters with '…': input echoed in a message stays small
+    whatever size the client sent (a 900 KB scheme name is not sent back whole)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

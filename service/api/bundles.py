@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from service.api import http
+from service.api import digests, http
 from service.api.deps import services
 from service.api.headers import headers
 from service.api.models import BundleDescribeResponse, BundleRequest
@@ -68,12 +68,20 @@ def make(body: BundleRequest, request: Request) -> tuple[BundlePlan, str]:
 
 
 async def describe(body: BundleRequest, request: Request) -> BundleDescribeResponse:
-    made = await anyio.to_thread.run_sync(make, body, request)  # 10k members: ~0.6 s
-    return BundleDescribeResponse.of(*made)
+    b, url = await anyio.to_thread.run_sync(make, body, request)  # 10k members: ~0.6 s
+    known = services(request).digests.get(b)
+    return BundleDescribeResponse.of(b, url, digests.field(known) if known else None)
 
 
 async def serve(body: BundleRequest, request: Request) -> Response:
     http.negotiate(request.headers.get("accept"), "safetensors", only="safetensors")
     b, url = await anyio.to_thread.run_sync(make, body, request)
-    out = headers(b, url, f"{body.name}.safetensors", MEDIA_TYPE, negotiated=False)
+    out = headers(
+        b,
+        url,
+        f"{body.name}.safetensors",
+        MEDIA_TYPE,
+        negotiated=False,
+        settings=services(request).settings,
+    )
     return await answer(b, out, request)

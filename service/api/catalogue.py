@@ -22,13 +22,13 @@ _GAINS = {
 
 def _param(name: str, default: object) -> dict[str, Any]:
     """A parameter's declaration, with this scheme's default under one convention."""
-    declared = PARAMS[name].describe()  # its own default is None: "not given"
-    out = {k: declared[k] for k in ("name", "type", "description")}
+    described = PARAMS[name].describe()  # its own default is None: "not given"
+    out = {k: described[k] for k in ("name", "type", "description")}
     out["required"] = default is schemes.REQUIRED
     if default is not schemes.REQUIRED:
         out["default"] = default
     keys = ("choices", "minimum", "exclusive_minimum", "maximum", "min_items", "max_items")
-    return out | {k: declared[k] for k in keys if k in declared}
+    return out | {k: described[k] for k in keys if k in described}
 
 
 def _scheme(s: Scheme) -> dict[str, Any]:

@@ -3,13 +3,14 @@ The only module that touches `app.state`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import HTTPConnection
 
 from service.api.admission import Admission
 from service.api.cache import PlanCache
+from service.api.digests import Digests
 from service.api.metrics import Metrics
 from service.api.stream import Capacity
 from service.config import Settings
@@ -29,6 +30,7 @@ class Services:
     plans: PlanCache
     routes: dict[str, Any]  # path prefix -> its route, for the fast lane's metrics labels
     analyses: Admission
+    digests: Digests = field(default_factory=Digests)  # known Repr-Digests (api/digests.py)
 
     @classmethod
     def build(cls, settings: Settings, routes: dict[str, Any]) -> Services:

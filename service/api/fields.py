@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_core import PydanticUndefined
 
 from service import schemes
@@ -19,12 +19,26 @@ Shape = Annotated[
     Field(max_length=MAX_RANK, description="dimensions, rank 0 … 8", examples=[[256, 128]]),
 ]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="0 … 2^64-1; absent: service picks")]
+RESERVED = "__metadata__"  # the safetensors header's metadata key, never a tensor's
+
+
+def _not_reserved(name: str) -> str:
+    if name == RESERVED:
+        raise ValueError(
+            f"{RESERVED} is reserved by the safetensors format (its header's metadata key), so "
+            "it cannot name a tensor; choose another name"
+        )
+    return name
+
+
 Name = Annotated[
     str,
     Field(
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$",
-        description="tensor name: letters, digits, _ . - (up to 200)",
+        description=f"tensor name: letters, digits, _ . - (up to 200), not {RESERVED}",
+        json_schema_extra={"not": {"const": RESERVED}},
     ),
+    AfterValidator(_not_reserved),
 ]
 SchemeName = Annotated[
     str,
@@ -44,9 +58,19 @@ def _number(t: type, d: Declared, strict: bool) -> Any:
 
 
 def _items(d: Declared, strict: bool) -> Any:
+    """A list, not a tuple: pydantic checks a list's length before its items, so an overlong
+    list is one error, not one per item (the declaration's tuple is made by `values`)."""
     item = _number(int, d, strict)
     lengths = Field(min_length=d.arg.min_items, max_length=d.arg.max_items)
-    return Annotated[tuple[item, ...], lengths]  # type: ignore[valid-type]
+    return Annotated[list[item], lengths]  # type: ignore[valid-type]
+
+
+def values(model: Any, cls: type) -> dict[str, Any]:
+    """The declared fields of `cls` read from an edge model, lists as the tuples declared."""
+    return {
+        d.name: tuple(v) if isinstance(v := getattr(model, d.name), list) else v
+        for d in declared(cls)
+    }
 
 
 def annotation(d: Declared, *, strict: bool) -> Any:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from service import __version__
 from service.bundle import BundlePlan
+from service.config import Settings
 from service.plan import Payload, Plan
 
-IMMUTABLE = "public, max-age=31536000, immutable"
+IMMUTABLE = "max-age=31536000, immutable"  # after `public, ` or `private, `
 METADATA_HEADERS = {  # Plan.metadata() keys, as headers
     "scheme": "X-Init-Scheme",
     "convention": "X-Init-Convention",
@@ -28,23 +31,43 @@ METADATA_HEADERS = {  # Plan.metadata() keys, as headers
 TENSOR_HEADERS = ("X-Init-Shape", "X-Init-Dtype", "X-Init-Format")
 BUNDLE_HEADERS = ("X-Init-Tensors", "X-Init-Header-Bytes")
 VERSION = "X-Init-Service-Version"  # a header only: the payload is version-free
-EXPOSED = sorted({*METADATA_HEADERS.values(), *TENSOR_HEADERS, *BUNDLE_HEADERS, VERSION})  # CORS
+DIGEST = "Repr-Digest"  # added by service.api.respond where known
+EXPOSED = sorted(  # to browsers, through CORS
+    {*METADATA_HEADERS.values(), *TENSOR_HEADERS, *BUNDLE_HEADERS, VERSION, DIGEST}
+)
 
 
-def cache_control(payload: Payload) -> str:
+def visibility(settings: Settings) -> Literal["public", "private"]:
+    """Who may keep a pinned answer: `private` (the client's own cache only) when API keys guard
+    the service, unless WEIGHTGEN_CACHE_VISIBILITY says otherwise: a shared cache must not hand
+    a keyed answer to a request without the key (RFC 9111 §3.5 lets it reuse a `public` one)."""
+    if settings.cache_visibility == "auto":
+        return "private" if settings.api_keys else "public"
+    return settings.cache_visibility
+
+
+def cache_control(payload: Payload, settings: Settings) -> str:
     """Pinned seeds are immutable resources; a seed the service drew is a new answer each time."""
-    return IMMUTABLE if payload.seed_source == "request" else "no-store"
+    if payload.seed_source != "request":
+        return "no-store"
+    return f"{visibility(settings)}, {IMMUTABLE}"
 
 
 def headers(
-    payload: Payload, location: str, filename: str, media_type: str, *, negotiated: bool
+    payload: Payload,
+    location: str,
+    filename: str,
+    media_type: str,
+    *,
+    negotiated: bool,
+    settings: Settings,
 ) -> dict[str, str]:
     """Every header of a 200 answer but Content-Length (the range decides that)."""
     out = {
         "Content-Type": media_type,
         "ETag": payload.etag,
         "Accept-Ranges": "bytes",
-        "Cache-Control": cache_control(payload),
+        "Cache-Control": cache_control(payload, settings),
         "Content-Disposition": f'attachment; filename="{filename}"',
         "Content-Location": location,
         "X-Content-Type-Options": "nosniff",

@@ -11,7 +11,18 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    create_model,
+    model_serializer,
+    model_validator,
+)
 
 from service import presets
 from service.api.fields import Name, model_fields
@@ -29,9 +40,24 @@ class LayerFields(BaseModel):
 
     preset: str
     name: Name
+    _given: dict[str, Any] | None = PrivateAttr(None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_given(cls, value: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        model = handler(value)
+        if isinstance(value, dict):
+            model._given = dict(value)
+        return model
+
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A layer is written back as it was given (a bundle's GET URL carries it): arguments
+        equal to their defaults stay, `1` stays `1`, as before layers had models."""
+        return dict(self._given) if self._given is not None else handler(self)
 
     def arguments(self) -> dict[str, object]:
-        return self.model_dump(exclude=set(IDENTITY))
+        return {k: getattr(self, k) for k in type(self).model_fields if k not in IDENTITY}
 
     def count(self) -> int:
         """How many tensors the layer names, without expanding it."""
@@ -62,6 +88,8 @@ def _checked(value: object) -> object:
             found.arguments({k: v for k, v in value.items() if k not in IDENTITY})
         except SchemeError as exc:
             raise ValueError(exc.detail) from None
+        except RecursionError:  # a value nested deeper than the checks can walk
+            raise ValueError(f"{value['preset']}: an argument is nested too deeply") from None
     return value
 
 

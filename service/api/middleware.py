@@ -1,5 +1,5 @@
 """Pure ASGI middleware (streams and disconnects pass through untouched): request ids and
-JSON access logs, API keys, request-body limits, per-route request counts."""
+JSON access logs, API keys, request-body limits and read timeouts, per-route request counts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.metrics import Metrics
@@ -116,10 +118,12 @@ class ApiKeys:
 
 
 class BodyLimit:
-    """Request bodies larger than `limit` bytes get a 413 problem before the app reads them."""
+    """Request bodies larger than `limit` bytes get a 413 problem before the app reads them; a
+    body that stalls for `timeout` seconds between two reads gets a 408 (nginx's
+    client_body_timeout). `timeout` None: the app's WEIGHTGEN_BODY_TIMEOUT."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, timeout: float | None = None) -> None:
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,9 +133,18 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send, int(declared))
             return
+        # without Content-Length or Transfer-Encoding there is no body (RFC 9112 6.3): the
+        # one receive() answers at once, so small GETs pay for no timer
+        bodiless = declared is None and header(scope, b"transfer-encoding") is None
+        timeout = None if bodiless else self._timeout(scope)
         body, more, messages = 0, True, list[Message]()
         while more:
-            message = await receive()
+            try:
+                with anyio.fail_after(timeout):
+                    message = await receive()
+            except TimeoutError:
+                await self._stalled(scope, receive, send, body, timeout or 0.0)
+                return
             messages.append(message)
             if message["type"] != "http.request":
                 break
@@ -146,12 +159,35 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
+    def _timeout(self, scope: Scope) -> float:
+        if self.timeout is not None:
+            return self.timeout
+        # imported here: deps -> cache -> this module (cache reads headers with `header`)
+        from service.api.deps import services
+
+        return services(HTTPConnection(scope)).settings.body_timeout
+
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
         response = problem(
             413,
             "content-too-large",
             f"the request body has {size} bytes or more; this service takes at most "
             f"{self.limit} (WEIGHTGEN_MAX_BODY_BYTES)",
+            instance=f"urn:weightgen:request:{request_id(scope)}",
+        )
+        await response(scope, receive, send)
+
+    async def _stalled(
+        self, scope: Scope, receive: Receive, send: Send, size: int, timeout: float
+    ) -> None:
+        # Connection: close, so that the server drops the rest of the body with the connection
+        # instead of waiting for it to parse the next request
+        response = problem(
+            408,
+            "request-timeout",
+            f"the request body stalled for {timeout:g} s after {size} bytes "
+            "(WEIGHTGEN_BODY_TIMEOUT)",
+            {"Connection": "close"},
             instance=f"urn:weightgen:request:{request_id(scope)}",
         )
         await response(scope, receive, send)
@@ -168,6 +204,7 @@ def cors_headers(extra: Sequence[str]) -> dict[str, Any]:
             "Range",
             "If-None-Match",
             "If-Range",
+            "Want-Repr-Digest",
             "X-Request-ID",
         ],
         "expose_headers": [

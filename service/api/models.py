@@ -8,10 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from service import schemes
 from service.analyze import Activation, AnalyzeSpec
-from service.api.fields import Name, SchemeName, Seed, Shape, model_fields
+from service.api.fields import Name, SchemeName, Seed, Shape, model_fields, values
 from service.api.layers import Layer
 from service.api.urls import canonical_url
-from service.arguments import declared
 from service.bundle import MAX_TENSORS, BundlePlan, BundleSpec
 from service.dtypes import DTypeName, FormatName
 from service.errors import LimitExceeded
@@ -29,10 +28,10 @@ class SchemeFields(BaseModel):
     scheme: SchemeName
 
     def params(self) -> Params:
-        return Params(**{d.name: getattr(self, d.name) for d in declared(Params)})
+        return Params(**values(self, Params))
 
     def fan_spec(self) -> FanSpec:
-        return FanSpec(**{d.name: getattr(self, d.name) for d in declared(FanSpec)})
+        return FanSpec(**values(self, FanSpec))
 
 
 if TYPE_CHECKING:  # mypy sees the base; the fields are made from the declarations
@@ -209,9 +208,14 @@ class DescribeResponse(BaseModel):
     content_length: int = Field(description="bytes of the whole answer, header included")
     etag: str
     url: str = Field(description="the fully specified GET URL of this tensor")
+    repr_digest: str | None = Field(
+        None,
+        description="Repr-Digest of the GET answer (RFC 9530, sha-256) when the service knows it "
+        "(once generated, or asked with Want-Repr-Digest); null otherwise",
+    )
 
     @classmethod
-    def of(cls, p: Plan) -> DescribeResponse:
+    def of(cls, p: Plan, repr_digest: str | None = None) -> DescribeResponse:
         return cls(
             request=p.canonical(),
             plan=PlanOut.of(p.scheme),
@@ -227,6 +231,7 @@ class DescribeResponse(BaseModel):
             content_length=p.content_length,
             etag=p.etag,
             url=canonical_url(p),
+            repr_digest=repr_digest,
         )
 
 
@@ -247,10 +252,13 @@ class BundleDescribeResponse(BaseModel):
     content_length: int
     etag: str
     url: str = Field(description="GET URL of this bundle (Range, HEAD, caches)")
+    repr_digest: str | None = Field(
+        None, description="Repr-Digest of the GET answer when known (RFC 9530, sha-256)"
+    )
     tensors: list[BundleMemberOut]
 
     @classmethod
-    def of(cls, b: BundlePlan, url: str) -> BundleDescribeResponse:
+    def of(cls, b: BundlePlan, url: str, repr_digest: str | None = None) -> BundleDescribeResponse:
         members = []
         for e in b.entries:
             request = {k: v for k, v in e.plan.canonical().items() if k != "format"}
@@ -272,6 +280,7 @@ class BundleDescribeResponse(BaseModel):
             content_length=b.content_length,
             etag=b.etag,
             url=url,
+            repr_digest=repr_digest,
             tensors=members,
         )
 

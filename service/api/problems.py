@@ -14,10 +14,15 @@ from starlette.routing import Match
 from starlette.status import HTTP_422_UNPROCESSABLE_CONTENT
 
 from service.api.http import NotAcceptable, PreconditionFailed, RangeNotSatisfiable
-from service.errors import InvalidRequest, Unavailable, WeightgenError
+from service.errors import InvalidRequest, Unavailable, WeightgenError, clip
+from service.presets import PRESETS
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("weightgen")
+# Echoed input is cut, so an answer's size does not follow the request's: a value or a
+# message of one validation error, a JSON pointer (its keys are the client's), the number of
+# errors listed, and, as the net under every message that embeds a value, the detail.
+ECHO, MESSAGE, MAX_ERRORS, MAX_DETAIL = 80, 200, 20, 2000
 
 _TITLES = {
     "invalid-request": "Invalid request",
@@ -35,7 +40,25 @@ _TITLES = {
     "range-not-satisfiable": "Range not satisfiable",
     "precondition-failed": "Precondition failed",
     "overloaded": "Overloaded",
+    "request-timeout": "Request timeout",
+    "header-fields-too-large": "Request header fields too large",
+    "uri-too-long": "URI too long",
+    "malformed-request": "Malformed HTTP request",
 }
+
+
+def document(
+    status: int, slug: str, detail: str, instance: str | None = None, **extensions: Any
+) -> dict[str, Any]:
+    """The problem's JSON object (also written by service.api.protocol, below the app)."""
+    return {
+        "type": f"urn:weightgen:problem:{slug}",
+        "title": _TITLES.get(slug, slug.replace("-", " ").capitalize()),
+        "status": status,
+        "detail": clip(detail, MAX_DETAIL),
+        **({"instance": instance} if instance else {}),
+        **extensions,
+    }
 
 
 def problem(
@@ -49,14 +72,7 @@ def problem(
 ) -> JSONResponse:
     """A problem+json answer; `type` is a URN naming the problem, `title` its summary,
     `instance` the request's id (also in X-Request-ID)."""
-    body = {
-        "type": f"urn:weightgen:problem:{slug}",
-        "title": _TITLES.get(slug, slug.replace("-", " ").capitalize()),
-        "status": status,
-        "detail": detail,
-        **({"instance": instance} if instance else {}),
-        **extensions,
-    }
+    body = document(status, slug, detail, instance, **extensions)
     return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
 
 
@@ -67,29 +83,40 @@ def instance(request: Request) -> str | None:
 
 
 def _pointer(loc: Sequence[int | str]) -> str:
-    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path") else loc
-    return "#/" + "/".join(str(p) for p in parts)
+    parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path") else list(loc)
+    # pydantic puts a layer's preset (the tag of its union) in the path; the body has no such key
+    parts = [
+        p for i, p in enumerate(parts) if not (p in PRESETS and i and isinstance(parts[i - 1], int))
+    ]
+    return clip("#/" + "/".join(str(p) for p in parts), MESSAGE)
 
 
 def _received(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    if isinstance(value, str | bytes):  # no repr of a megabyte to keep 80 characters of it
+        value = value[: ECHO + 1]
+    try:
+        return clip(repr(value), ECHO)
+    except (RecursionError, ValueError):  # nested too deep; an int past the str limit
+        return f"a {type(value).__name__} too large to show"
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    found = cast(RequestValidationError, exc).errors()
     errors = [
         {
             "pointer": _pointer(e["loc"]),
-            "detail": e["msg"],
+            "detail": clip(str(e["msg"]), MESSAGE),
             **({"received": _received(e["input"])} if "input" in e else {}),
         }
-        for e in cast(RequestValidationError, exc).errors()
+        for e in found[:MAX_ERRORS]
     ]
     detail = "; ".join(
         f"{e['pointer'][2:] or 'body'}: {e['detail']}"
         + (f" (received {e['received']})" if "received" in e else "")
         for e in errors
     )
+    if len(found) > MAX_ERRORS:
+        detail = f"{len(found)} errors, the first {MAX_ERRORS} listed: {detail}"
     return problem(
         HTTP_422_UNPROCESSABLE_CONTENT,
         "invalid-request",
@@ -139,12 +166,13 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     )
     detail = str(exc.detail)
     if exc.status_code == 404:
-        detail = f"no resource at {request.url.path}; GET /docs lists the endpoints"
+        detail = f"no resource at {clip(request.url.path)}; GET /docs lists the endpoints"
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(_allowed(request))
         detail = (
-            f"{request.method} is not allowed on {request.url.path}; allowed: {headers['Allow']}"
+            f"{clip(request.method, 20)} is not allowed on {clip(request.url.path)}; "
+            f"allowed: {headers['Allow']}"
         )
     return problem(exc.status_code, slug, detail, headers, instance=instance(request))
 

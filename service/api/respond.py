@@ -1,22 +1,28 @@
 """Answering with a payload (a tensor or a bundle): validators, ranges, HEAD, capacity.
 
 Everything here runs before the status line and raises what it refuses (406, 412, 416, 503 are
-mapped in `problems`); then `PayloadResponse` streams.
+mapped in `problems`); then `PayloadResponse` streams. A known `Repr-Digest` goes on 200, 206,
+HEAD and 304 alike: it is the digest of the whole representation, whatever range is sent.
 """
 
 from __future__ import annotations
 
+import hashlib
+from functools import partial
+
+import anyio
 from fastapi import Request
 from fastapi.responses import Response
 
-from service.api import http
+from service.api import digests, http
 from service.api.deps import Services, services
+from service.api.headers import DIGEST as REPR_DIGEST  # RFC 9530: of the whole representation
 from service.api.stream import PayloadResponse, generate
 from service.errors import Overloaded
 from service.plan import Payload
 
 SMALL_BYTES = 1 << 16  # answered inline, without a thread hop
-NOT_MODIFIED = ("ETag", "Cache-Control", "Content-Location", "Vary")  # what a 304 repeats
+NOT_MODIFIED = ("ETag", "Cache-Control", "Content-Location", "Vary", REPR_DIGEST)  # a 304's
 
 
 def byte_range(payload: Payload, request: Request) -> tuple[int, int, int]:
@@ -45,27 +51,33 @@ async def answer(payload: Payload, headers: dict[str, str], request: Request) ->
 
 
 async def respond(payload: Payload, headers: dict[str, str], request: Request) -> Response:
-    """The answer to `request` for a planned payload whose 200 headers are `headers`."""
-    if http.none_match(request.headers.get("if-none-match"), payload.etag):
-        if request.method not in ("GET", "HEAD"):
-            raise http.PreconditionFailed
+    """The answer to `request` for a planned payload whose 200 headers are `headers`; the
+    representation's digest is added here, so the fast lane's answers carry it too."""
+    s = services(request)
+    matched = http.none_match(request.headers.get("if-none-match"), payload.etag)
+    if matched and request.method not in ("GET", "HEAD"):
+        raise http.PreconditionFailed
+    start, stop, status = (0, 0, 304) if matched else byte_range(payload, request)
+    digest = await _digest(payload, request, s)
+    if digest is not None:
+        headers[REPR_DIGEST] = digests.field(digest)
+    if matched:
         kept = {k: v for k, v in headers.items() if k in NOT_MODIFIED}
         return Response(status_code=304, headers=kept)
-    start, stop, status = byte_range(payload, request)
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{payload.content_length}"
     headers["Content-Length"] = str(stop - start)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    s = services(request)
-    if stop - start <= SMALL_BYTES and all(p.strong for p in payload.plans):
-        return Response(
-            content=_small(payload, start, stop, s), status_code=status, headers=headers
-        )
-    if not s.capacity.acquire():
-        raise Overloaded(
-            f"{s.capacity.limit} streams are being generated (WEIGHTGEN_MAX_STREAMS); retry"
-        )
+    whole = start == 0 and stop == payload.content_length
+    if stop - start <= SMALL_BYTES and digests.strong(payload):
+        body = _small(payload, start, stop, s)
+        if whole and digest is None:  # the whole of it is at hand: its digest costs ~30 µs
+            digest = hashlib.sha256(body).digest()
+            s.digests.put(payload, digest)
+            headers[REPR_DIGEST] = digests.field(digest)
+        return Response(content=body, status_code=status, headers=headers)
+    _acquire(s)
     return PayloadResponse(
         payload,
         start,
@@ -76,7 +88,38 @@ async def respond(payload: Payload, headers: dict[str, str], request: Request) -
         send_timeout=s.settings.send_timeout,
         capacity=s.capacity,
         metrics=s.metrics,
+        keep=partial(s.digests.put, payload) if whole and digest is None else None,
     )
+
+
+async def _digest(payload: Payload, request: Request, s: Services) -> bytes | None:
+    """The representation's SHA-256 if known; computed first if the request wants it (RFC 9530
+    §4), in a worker thread under the streams' capacity, as a stream of it would be (small
+    strong payloads inline, as their GET is); None when unknown and not wanted."""
+    known = s.digests.get(payload)
+    if known is not None or not digests.wanted(request.headers.getlist("want-repr-digest")):
+        return known
+    block = s.settings.block_elements
+    if payload.content_length <= SMALL_BYTES and digests.strong(payload):
+        computed = digests.compute(payload, block, s.metrics)
+    else:
+        _acquire(s)
+        try:
+            computed = await anyio.to_thread.run_sync(
+                digests.compute, payload, block, s.metrics, limiter=s.capacity.threads
+            )
+        finally:
+            s.capacity.release()
+    s.digests.put(payload, computed)
+    return computed
+
+
+def _acquire(s: Services) -> None:
+    """A generation slot, or 503: the slot is released when the stream (or digest) is done."""
+    if not s.capacity.acquire():
+        raise Overloaded(
+            f"{s.capacity.limit} streams are being generated (WEIGHTGEN_MAX_STREAMS); retry"
+        )
 
 
 def _small(payload: Payload, start: int, stop: int, s: Services) -> bytes:

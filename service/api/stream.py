@@ -1,5 +1,6 @@
 """Streaming a planned payload: blocks generated in worker threads, one block ahead of the one
-being sent, through a queue of one; memoryview chunks; a disconnect stops the work.
+being sent, through a queue of one; memoryview chunks; a disconnect stops the work. A whole
+representation is hashed as it is produced (its `Repr-Digest`, kept once it is all produced).
 
 Memory per stream: the block being sent, the one queued and the one being generated, each
 `block_elements` elements (plus the engine's own chunk temporaries), whatever the tensor size.
@@ -7,9 +8,10 @@ Memory per stream: the block being sent, the one queued and the one being genera
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import anyio
 from starlette.responses import Response
@@ -19,6 +21,7 @@ from service.api.metrics import Metrics
 from service.plan import Payload, Span
 
 CHUNK_BYTES = 1 << 20  # one ASGI body message
+Update = Callable[[memoryview], None]  # a hasher's update
 log = logging.getLogger("weightgen.stream")
 
 
@@ -56,6 +59,15 @@ def generate(span: Span, metrics: Metrics, fmt: str) -> memoryview:
     return data[span.byte_lo : span.byte_hi]
 
 
+def generate_hashed(span: Span, metrics: Metrics, fmt: str, update: Update | None) -> memoryview:
+    """`generate`, and the bytes added to the representation's digest in the same worker thread
+    (hashlib releases the GIL: the event loop goes on sending the previous block)."""
+    data = generate(span, metrics, fmt)
+    if update is not None:
+        update(data)
+    return data
+
+
 class PayloadResponse(Response):
     """Bytes [start, stop) of a plan's payload, generated block by block while sent."""
 
@@ -71,12 +83,15 @@ class PayloadResponse(Response):
         capacity: Capacity,
         metrics: Metrics,
         send_timeout: float = 60.0,
+        keep: Callable[[bytes], None] | None = None,
     ) -> None:
+        """`keep`, for a whole representation, receives its SHA-256 once every byte of it has
+        been produced; a stream cut short (a disconnect, a timeout) never calls it."""
         self.status_code = status_code
         self.background = None
         self.payload, self.start, self.stop, self.block = payload, start, stop, block
         self.capacity, self.metrics, self.fmt = capacity, metrics, payload.format
-        self.send_timeout = send_timeout
+        self.send_timeout, self.keep = send_timeout, keep
         self.raw_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
         ]
@@ -115,15 +130,26 @@ class PayloadResponse(Response):
         sender, receiver = anyio.create_memory_object_stream[bytes | memoryview](1)
 
         async def produce() -> None:
+            hasher = hashlib.sha256() if self.keep is not None else None
+            update = hasher.update if hasher is not None else None
             async with sender:
                 for piece in self.payload.spans(self.start, self.stop, self.block):
                     if isinstance(piece, Span):
                         data = await anyio.to_thread.run_sync(
-                            generate, piece, self.metrics, self.fmt, limiter=self.capacity.threads
+                            generate_hashed,
+                            piece,
+                            self.metrics,
+                            self.fmt,
+                            update,
+                            limiter=self.capacity.threads,
                         )
                         await sender.send(data)
                     else:
+                        if hasher is not None:
+                            hasher.update(piece)
                         await sender.send(piece)
+            if self.keep is not None and hasher is not None:  # every piece made, in order
+                self.keep(hasher.digest())
 
         async with anyio.create_task_group() as group, receiver:
             group.start_soon(produce)

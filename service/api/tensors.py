@@ -7,7 +7,7 @@ from dataclasses import replace
 from fastapi import Request
 from fastapi.responses import Response
 
-from service.api import http
+from service.api import digests, http
 from service.api.deps import services
 from service.api.headers import headers
 from service.api.models import DescribeResponse, TensorRequest
@@ -29,12 +29,21 @@ def make_plan(body: TensorRequest, request: Request, *, negotiate: bool = True) 
 
 
 def describe(body: TensorRequest, request: Request) -> DescribeResponse:
-    return DescribeResponse.of(make_plan(body, request, negotiate=False))
+    p = make_plan(body, request, negotiate=False)
+    known = services(request).digests.get(p)
+    return DescribeResponse.of(p, digests.field(known) if known else None)
 
 
 async def serve(body: TensorRequest, request: Request) -> Response:
     """Plan, apply the HTTP semantics, then stream: every failure happens before the first byte."""
     p = make_plan(body, request)
     name = f"{p.name}.{p.writer.extension}"
-    out = headers(p, canonical_url(p), name, p.writer.media_type, negotiated=body.format is None)
+    out = headers(
+        p,
+        canonical_url(p),
+        name,
+        p.writer.media_type,
+        negotiated=body.format is None,
+        settings=services(request).settings,
+    )
     return await answer(p, out, request)

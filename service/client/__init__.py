@@ -2,9 +2,10 @@
 
 Every fetch goes through the resource's GET URL (from describe), so downloads can resume with
 `Range` + `If-Range` after a dropped connection and can be split into parallel byte ranges. The
-client checks `Content-Length` and that every part carries the same ETag, retries connection
-errors and 503s (honouring `Retry-After`) with exponential backoff, and raises typed errors that
-carry the server's problem details.
+client checks `Content-Length`, that every part carries the same ETag, and (unless
+`verify=False`) that the SHA-256 of the bytes is the server's `Repr-Digest` (RFC 9530); it
+retries connection errors and 503s (honouring `Retry-After`) with exponential backoff, and
+raises typed errors that carry the server's problem details.
 
     from service.client import Client
     with Client("http://127.0.0.1:8000") as c:
@@ -16,7 +17,9 @@ carry the server's problem details.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import mmap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +30,10 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from service.client.errors import ClientError, IntegrityError, ProblemError, UnreachableError
-from service.client.ranges import Resource, part_headers, part_start, split
-from service.client.retry import RETRY_STATUSES, Retry, delay
+from .errors import ClientError, IntegrityError, ProblemError, UnreachableError
+from .ranges import Resource, part_headers, part_start, same_etag, split
+from .retry import RETRY_STATUSES, Retry, delay
+from .verify import WANT, Seen, check, file_sha256, parse
 
 __all__ = [
     "RETRY_STATUSES",
@@ -128,11 +132,19 @@ class Client:
     # --- downloads ------------------------------------------------------------------------
 
     def fetch(
-        self, r: Resource, *, connections: int = 1, progress: Progress | None = None
+        self,
+        r: Resource,
+        *,
+        connections: int = 1,
+        progress: Progress | None = None,
+        verify: bool = True,
     ) -> bytes:
-        """All bytes of a resource, in parallel ranges when `connections` > 1."""
-        out = bytearray(r.length)
-        self._into(r, memoryview(out), connections, progress)
+        """All bytes of a resource, in parallel ranges when `connections` > 1; with `verify`,
+        checked against the server's Repr-Digest (IntegrityError if they differ)."""
+        out, seen = bytearray(r.length), Seen()
+        self._into(r, memoryview(out), connections, progress, seen)
+        if verify:
+            check(r.url, seen.digest or self.repr_digest(r), hashlib.sha256(out).digest())
         return bytes(out)
 
     def save(
@@ -142,23 +154,43 @@ class Client:
         *,
         connections: int = 1,
         progress: Progress | None = None,
+        verify: bool = True,
     ) -> Path:
-        """Write a resource to `path` (through a temporary `.part` file, renamed when whole)."""
+        """Write a resource to `path` through a temporary `.part` file, renamed only when whole
+        and (with `verify`) its SHA-256 is the server's Repr-Digest; on any failure the `.part`
+        is removed, so wrong bytes never lie under `path`."""
         path = Path(path)
         part = path.with_name(path.name + ".part")
-        with part.open("wb") as f:
-            f.truncate(r.length)
-        with part.open("r+b") as f:
-            import mmap
-
-            if r.length:
-                with mmap.mmap(f.fileno(), r.length) as mm:
-                    self._into(r, memoryview(mm), connections, progress)
+        seen = Seen()
+        try:
+            with part.open("wb") as f:
+                f.truncate(r.length)
+            with part.open("r+b") as f:
+                if r.length:
+                    with mmap.mmap(f.fileno(), r.length) as mm:
+                        self._into(r, memoryview(mm), connections, progress, seen)
+            if verify:  # the file as written, read back: what the caller will load
+                check(r.url, seen.digest or self.repr_digest(r), file_sha256(part))
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         part.replace(path)
         return path
 
+    def repr_digest(self, r: Resource) -> bytes | None:
+        """The server's SHA-256 of the resource (HEAD with Want-Repr-Digest: it computes it if
+        it must); None when it gives none. An answer for another ETag is an IntegrityError."""
+        response = self._send("HEAD", r.url, headers=WANT)
+        same_etag(response, r)
+        return parse(response.headers.get("repr-digest"))
+
     def _into(
-        self, r: Resource, out: memoryview, connections: int, progress: Progress | None
+        self,
+        r: Resource,
+        out: memoryview,
+        connections: int,
+        progress: Progress | None,
+        seen: Seen,
     ) -> None:
         done = [0]
 
@@ -171,17 +203,23 @@ class Client:
             return
         ranges = split(r.length, connections)
         if len(ranges) == 1:
-            self._range(r, 0, r.length, out, advance)
+            self._range(r, (0, r.length), out, advance, seen)
             return
         with ThreadPoolExecutor(len(ranges)) as pool:
-            for f in [pool.submit(self._range, r, a, b, out, advance) for a, b in ranges]:
+            for f in [pool.submit(self._range, r, part, out, advance, seen) for part in ranges]:
                 f.result()
 
     def _range(
-        self, r: Resource, start: int, stop: int, out: memoryview, advance: Callable[[int], None]
+        self,
+        r: Resource,
+        part: tuple[int, int],
+        out: memoryview,
+        advance: Callable[[int], None],
+        seen: Seen,
     ) -> None:
         """Bytes [start, stop) into out[start:stop], resuming after dropped connections."""
-        at, attempt = start, 0
+        (start, stop), attempt = part, 0
+        at = start
         while at < stop:
             try:
                 with self.http.stream("GET", r.url, headers=part_headers(r, at, stop)) as response:
@@ -193,6 +231,7 @@ class Client:
                         attempt += 1
                         continue
                     at = part_start(response, r, at)
+                    seen.add(response)
                     for chunk in response.iter_raw():
                         n = min(len(chunk), stop - at)
                         out[at : at + n] = chunk[:n]
@@ -291,12 +330,22 @@ class AsyncClient:
         d = await self.describe(scheme, shape, **params)
         return Resource(d["url"], d["content_length"], d["etag"], d)
 
-    async def fetch(self, r: Resource, *, connections: int = 1) -> bytes:
-        out = bytearray(r.length)
-        await asyncio.gather(*(self._range(r, a, b, out) for a, b in split(r.length, connections)))
+    async def fetch(self, r: Resource, *, connections: int = 1, verify: bool = True) -> bytes:
+        """All bytes of a resource, checked as `Client.fetch` checks them."""
+        out, seen = bytearray(r.length), Seen()
+        parts = split(r.length, connections)
+        await asyncio.gather(*(self._range(r, a, b, out, seen) for a, b in parts))
+        if verify:
+            expected = seen.digest or await self.repr_digest(r)
+            check(r.url, expected, hashlib.sha256(out).digest())
         return bytes(out)
 
-    async def _range(self, r: Resource, start: int, stop: int, out: bytearray) -> None:
+    async def repr_digest(self, r: Resource) -> bytes | None:
+        response = await self._send("HEAD", r.url, headers=WANT)
+        same_etag(response, r)
+        return parse(response.headers.get("repr-digest"))
+
+    async def _range(self, r: Resource, start: int, stop: int, out: bytearray, seen: Seen) -> None:
         at, attempt = start, 0
         while at < stop:
             headers = part_headers(r, at, stop)
@@ -310,6 +359,7 @@ class AsyncClient:
                         attempt += 1
                         continue
                     at = part_start(response, r, at)
+                    seen.add(response)
                     async for chunk in response.aiter_raw():
                         n = min(len(chunk), stop - at)
                         out[at : at + n] = chunk[:n]

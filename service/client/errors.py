@@ -33,7 +33,14 @@ class UnreachableError(ClientError):
 
 
 class IntegrityError(ClientError):
-    """The bytes received do not add up: wrong length, or the resource changed (ETag)."""
+    """The bytes received do not add up: wrong length, the resource changed (ETag), or their
+    SHA-256 is not the server's `Repr-Digest` (then `expected` and `received` hold both)."""
+
+    def __init__(
+        self, message: str, *, expected: bytes | None = None, received: bytes | None = None
+    ) -> None:
+        super().__init__(message)
+        self.expected, self.received = expected, received
 
 
 def problem(response: httpx.Response) -> ProblemError:

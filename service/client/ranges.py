@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from service.client.errors import IntegrityError
+from .errors import IntegrityError
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,17 @@ def part_headers(r: Resource, at: int, stop: int) -> dict[str, str]:
     return headers
 
 
-def part_start(response: httpx.Response, r: Resource, at: int) -> int:
-    """Where the body of a part's response starts: `at` for a 206, 0 when the server sent the
-    whole representation; an ETag other than the described one is an IntegrityError."""
+def same_etag(response: httpx.Response, r: Resource) -> None:
+    """An answer with an ETag other than the described one is about another representation."""
     etag = response.headers.get("etag", "")
     if etag != r.etag:
         raise IntegrityError(f"ETag changed from {r.etag} to {etag}: not the resource described")
+
+
+def part_start(response: httpx.Response, r: Resource, at: int) -> int:
+    """Where the body of a part's response starts: `at` for a 206, 0 when the server sent the
+    whole representation; an ETag other than the described one is an IntegrityError."""
+    same_etag(response, r)
     return 0 if response.status_code == 200 else at
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from service.client.errors import UnreachableError, problem
+from .errors import UnreachableError, problem
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 

@@ -48,7 +48,7 @@
 #define P_MAX (1.0 - 0x1p-53) /* the largest double below 1 */
 #define CHUNK 1024
 
-/* the values are the Python side's (fast.KINDS), which passes them to generate */
+/* exported as KIND_* module constants: fast.py reads them rather than repeating the numbers */
 enum kind { KIND_NORMAL = 0, KIND_TRUNCATED_NORMAL = 1, KIND_UNIFORM = 2 };
 
 static const double A[8] = {3.3871328727963666080e0, 1.3314166789178437745e2, 1.9715909503065514427e3, 1.3731693765509461125e4, 4.5921953931549871457e4, 6.7265770927008700853e4, 3.3430575583588128105e4, 2.5090809287301226727e3};

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from service.arguments import Declared, check, declared
-from service.errors import SchemeError, ShapeError, one_of
+from service.errors import SchemeError, ShapeError, clip, one_of
 from service.schemes.builders import (
     Builder,
     Context,
@@ -252,7 +252,7 @@ def lookup(name: str) -> Scheme:
     scheme = SCHEMES.get(ALIASES.get(name, name))
     if scheme is None:
         raise SchemeError(
-            f"unknown scheme {name!r}; expected one of {one_of(SCHEMES)} "
+            f"unknown scheme {clip(name)!r}; expected one of {one_of(SCHEMES)} "
             f"(aliases: {one_of(ALIASES)})"
         )
     return scheme

@@ -1,6 +1,6 @@
 """The deployment files, validated offline: kustomize + kubernetes-validate, hadolint,
 yamllint, nginx -t; the package installed from its wheel in a fresh venv; nginx in front of
-two live replicas (cache and Range)."""
+two live replicas (the cache, Range, keyed requests; tests/e2e/test_fault.py kills them)."""
 
 from __future__ import annotations
 
@@ -119,20 +119,93 @@ def test_the_wheel_installs_and_serves_from_a_fresh_venv(tmp_path: Path) -> None
             proc.stderr.close()
 
 
-def test_nginx_caches_answers_and_passes_ranges(tmp_path: Path) -> None:
+def cached_files(workdir: Path) -> list[Path]:
+    return [p for p in (workdir / "cache").rglob("*") if p.is_file()]
+
+
+def test_nginx_caches_whole_public_answers_and_passes_ranges(tmp_path: Path) -> None:
     if nginx_binary() is None:
         pytest.skip("nginx is not installed (make test installs it where apt-get can)")
     with cluster(tmp_path) as c:
         path = "/v1/tensors/he_normal?shape=1024,700&seed=3&format=raw"
-        direct = httpx.get(c.replica_urls[0] + path).content
+        direct = httpx.get(c.replica_urls[0] + path)
+        body, etag = direct.content, direct.headers["etag"]
+        # a Range on a miss goes to a replica (with its If-Range) and is not stored
+        span = {"Range": "bytes=1048000-1049999"}
+        miss = httpx.get(c.url + path, headers={**span, "If-Range": etag})
+        assert (miss.status_code, miss.headers["x-cache-status"]) == (206, "MISS")
+        assert miss.content == body[1048000:1050000]
+        # a whole GET fills the cache; the next one and any Range come from it
         first = httpx.get(c.url + path)
         again = httpx.get(c.url + path)
-        assert first.content == direct == again.content
-        assert again.headers["x-cache-status"] == "HIT"
-        part = httpx.get(c.url + path, headers={"Range": "bytes=1048000-1049999"})
-        assert part.status_code == 206
-        assert part.content == direct[1048000:1050000]
+        assert first.content == body == again.content
+        assert first.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert (first.headers["x-cache-status"], again.headers["x-cache-status"]) == (
+            "MISS",
+            "HIT",
+        )
+        part = httpx.get(c.url + path, headers={**span, "If-Range": etag})
+        assert (part.status_code, part.headers["x-cache-status"]) == (206, "HIT")
+        assert part.content == body[1048000:1050000]
+        assert part.headers["content-range"] == f"bytes 1048000-1049999/{len(body)}"
+        other = httpx.get(c.url + path, headers={**span, "If-Range": '"another"'})
+        assert (other.status_code, other.content == body) == (200, True)
+        assert len(cached_files(tmp_path)) == 1  # one whole answer, no slices
+        # a HEAD goes to a replica as a HEAD (nothing generated, nothing filled or kept)
+        path2 = path.replace("seed=3", "seed=4")
+        head = httpx.head(c.url + path2)
+        assert (head.status_code, head.headers["content-length"]) == (200, str(len(body)))
+        assert "x-cache-status" not in head.headers
+        assert httpx.get(c.url + path2).headers["x-cache-status"] == "MISS"
+        # answers without Cache-Control (the catalogue) and no-store ones are never kept
+        httpx.get(c.url + "/v1/schemes")
+        assert httpx.get(c.url + "/v1/schemes").headers["x-cache-status"] == "MISS"
         post = httpx.post(c.url + "/v1/tensors/describe", json={"shape": [2], "scheme": "zeros"})
         assert post.status_code == 200
         fresh = httpx.get(c.url + "/v1/tensors/he_normal?shape=4,4")  # no seed: no-store
         assert httpx.get(c.url + "/v1/tensors/he_normal?shape=4,4").content != fresh.content
+        sizes = [f.stat().st_size for f in cached_files(tmp_path)]
+        assert len(sizes) == 2  # the two whole answers
+        assert all(len(body) < size < len(body) + 4096 for size in sizes)
+
+
+@pytest.mark.parametrize("visibility", ["auto", "public"])
+def test_nginx_never_answers_an_unkeyed_request_from_a_keyed_one(
+    tmp_path: Path, visibility: str
+) -> None:
+    """With keys on, keyed requests bypass the cache entirely (even where the operator chose
+    WEIGHTGEN_CACHE_VISIBILITY=public): a request without the key always reaches a replica."""
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (make test installs it where apt-get can)")
+    env = {"WEIGHTGEN_API_KEYS": '["k-one"]', "WEIGHTGEN_CACHE_VISIBILITY": visibility}
+    with cluster(tmp_path, env=env) as c:
+        path = "/v1/tensors/he_normal?shape=1024,700&seed=3&format=raw"
+        key = {"Authorization": "Bearer k-one"}
+        body = httpx.get(c.replica_urls[0] + path, headers=key).content
+        keyed = [httpx.get(c.url + path, headers=key) for _ in range(2)]
+        for r in keyed:
+            assert (r.status_code, r.content == body) == (200, True)
+            assert "x-cache-status" not in r.headers  # not looked up, not stored
+        expected = "public" if visibility == "public" else "private"
+        assert keyed[0].headers["cache-control"] == f"{expected}, max-age=31536000, immutable"
+        part = httpx.get(c.url + path, headers={**key, "Range": "bytes=1048000-1049999"})
+        assert (part.status_code, part.content) == (206, body[1048000:1050000])
+        for headers in ({}, {"Range": "bytes=0-99"}, {"Authorization": "Bearer nope"}):
+            unkeyed = httpx.get(c.url + path, headers=headers)
+            assert unkeyed.status_code == 401, (headers, unkeyed.headers)
+            assert httpx.head(c.url + path, headers=headers).status_code == 401
+        assert cached_files(tmp_path) == []
+
+
+def test_nginx_does_not_store_private_answers(tmp_path: Path) -> None:
+    """The second rule, on its own: an answer marked `private` is not kept (no keys here, so
+    the requests take the cache's path)."""
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (make test installs it where apt-get can)")
+    with cluster(tmp_path, env={"WEIGHTGEN_CACHE_VISIBILITY": "private"}) as c:
+        path = "/v1/tensors/he_normal?shape=64,64&seed=3&format=raw"
+        answers = [httpx.get(c.url + path) for _ in range(2)]
+        assert [r.headers["x-cache-status"] for r in answers] == ["MISS", "MISS"]
+        assert answers[0].headers["cache-control"] == "private, max-age=31536000, immutable"
+        assert answers[0].content == answers[1].content
+        assert cached_files(tmp_path) == []

@@ -542,3 +542,26 @@ def test_the_preset_catalogue_and_the_openapi_schema_agree(client: TestClient) -
             assert prop.get("default") == (None if a["required"] else a.get("default"))
             wanted = {k: float(a[k]) for k in ("minimum", "maximum") if k in a}
             assert _bounds(prop) == wanted, (preset["name"], a["name"])
+
+
+def test_a_bad_layer_field_points_into_the_body(client: TestClient) -> None:
+    """pydantic's path names the preset (its union's tag); the problem's pointer does not."""
+    layer = {"preset": "torch.Linear", "name": "a b", "in_features": 2, "out_features": 2}
+    r = client.post("/v1/bundles/describe", json={"seed": 1, "layers": [layer]})
+    assert r.status_code == 422
+    assert [e["pointer"] for e in r.json()["errors"]] == ["#/layers/0/name"]
+
+
+@pytest.mark.parametrize("depth", [900, 950])
+def test_deeply_nested_preset_arguments_are_a_problem(client: TestClient, depth: int) -> None:
+    nested = "[" * depth + "1" + "]" * depth
+    layer = '{"preset":"torch.Linear","name":"x","in_features":NESTED,"out_features":2}'
+    body = '{"seed":1,"layers":[' + layer.replace("NESTED", nested) + "]}"
+    for r in (
+        client.post(
+            "/v1/bundles/describe", content=body, headers={"content-type": "application/json"}
+        ),
+        client.get(manifest_url(json.loads(body))),
+    ):
+        assert r.status_code == 422
+        assert r.headers["content-type"] == "application/problem+json"

@@ -233,3 +233,15 @@ def test_the_scheme_catalogue_and_the_openapi_schema_agree(client: TestClient) -
                 assert typed.get("enum", []) == p.get("choices", [])
                 seen += 1
     assert seen > 50
+
+
+def test_describe_gives_the_repr_digest_once_it_is_known(client: TestClient) -> None:
+    import base64
+    import hashlib
+
+    body = {"shape": [300, 200], "scheme": "he_normal", "seed": 11}
+    assert client.post("/v1/tensors/describe", json=body).json()["repr_digest"] is None
+    content = client.post("/v1/tensors", json=body).content  # streamed whole: the digest is kept
+    digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
+    described = client.post("/v1/tensors/describe", json=body).json()
+    assert described["repr_digest"] == f"sha-256=:{digest}:"

@@ -45,7 +45,7 @@ def test_keys_guard_v1_and_leave_operations_open(keyed: TestClient) -> None:
 
 
 def test_keys_guard_planned_urls_too(keyed: TestClient) -> None:
-    """A URL whose plan is cached is answered before routing (cache.CachedUrls), but inside
+    """A URL whose plan is cached is answered before routing (fastlane.CachedUrls), but inside
     the key check: without a key it is still a 401."""
     url = "/v1/tensors/he_normal?shape=4,4&seed=1"
     assert keyed.get(url, headers={"Authorization": "Bearer k-one"}).status_code == 200

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -131,3 +135,14 @@ def test_a_short_body_is_resumed_with_range_and_if_range() -> None:
         assert c.fetch(r) == PAYLOAD
     assert seen[1]["range"] == f"bytes=1000-{len(PAYLOAD) - 1}"
     assert seen[1]["if-range"] == ETAG
+
+
+def test_the_client_folder_works_copied_alone(tmp_path: Path) -> None:
+    """docs/clients.md: `service/client/` can be copied into another project; it imports
+    nothing else of the service (here `service` cannot be imported at all)."""
+    shutil.copytree(Path(__file__).resolve().parents[2] / "service" / "client", tmp_path / "wg")
+    code = "import sys; sys.modules['service'] = None; import wg; print(wg.Client.__name__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "Client"

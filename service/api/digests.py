@@ -1,0 +1,93 @@
+"""Representation digests (RFC 9530 `Repr-Digest`): what a client checks the bytes against.
+
+The ETag hashes the canonical request, so it cannot tell a spliced or flipped download from a
+good one; a SHA-256 of the representation (header + data, exactly the bytes of a 200) can. The
+bytes of a payload never change under its strong ETag, so a digest computed once is kept here:
+by a whole 200 as it streams (service.api.stream), or on demand for `Want-Repr-Digest`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from service.api.metrics import Metrics
+from service.api.stream import generate
+from service.plan import Payload
+
+ALGORITHM = "sha-256"
+ENTRIES = 100_000  # ~22 MB when full (16-byte keys, 32-byte digests, the OrderedDict's links)
+_MEMBER = re.compile(r"\s*([a-z*][a-z0-9_.*-]*)\s*(?:=\s*(-?\d{1,15}))?\s*(?:;.*)?\s*")
+
+
+def strong(payload: Payload) -> bool:
+    return all(p.strong for p in payload.plans)
+
+
+def key(payload: Payload) -> bytes:
+    """The ETag and the format; a weak payload (QR kinds, equal to rounding only) also names the
+    engines and devices that made it, whose bytes may differ under the same tag."""
+    where = ""
+    if not strong(payload):
+        where = ",".join(sorted({f"{type(p.engine).__name__}@{p.device}" for p in payload.plans}))
+    return hashlib.sha256(f"{payload.etag} {payload.format} {where}".encode()).digest()[:16]
+
+
+class Digests:
+    """Known SHA-256 digests of representations, least recently used out beyond `entries`.
+    Thread-safe: streams store from the event loop, on-demand digests from worker threads."""
+
+    def __init__(self, entries: int = ENTRIES) -> None:
+        self.entries = entries
+        self._known: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def get(self, payload: Payload) -> bytes | None:
+        k = key(payload)
+        with self._lock:
+            found = self._known.get(k)
+            if found is not None:
+                self._known.move_to_end(k)
+            return found
+
+    def put(self, payload: Payload, digest: bytes) -> None:
+        with self._lock:
+            self._known[key(payload)] = digest
+            self._known.move_to_end(key(payload))
+            while len(self._known) > self.entries:
+                self._known.popitem(last=False)
+
+
+def field(digest: bytes) -> str:
+    """The `Repr-Digest` value: an RFC 8941 dictionary, the digest as a byte sequence."""
+    return f"{ALGORITHM}=:{base64.b64encode(digest).decode('ascii')}:"
+
+
+def wanted(values: Iterable[str]) -> bool:
+    """Whether `Want-Repr-Digest` (RFC 9530 §4) asks for sha-256: a weight of 1 to 10. Unknown
+    algorithms, `sha-256=0` and members that are not `key=integer` ask for nothing; a header
+    that does not parse is ignored (never an error), and a repeated key's last value counts."""
+    weight = 0
+    for member in ",".join(values).lower().split(","):
+        match = _MEMBER.fullmatch(member)
+        if match is not None and match[1] == ALGORITHM:
+            weight = int(match[2]) if match[2] is not None else 0
+    return 1 <= weight <= 10
+
+
+def compute(payload: Payload, block: int, metrics: Metrics) -> bytes:
+    """SHA-256 of the whole representation, generated block by block as a stream would be:
+    O(block) memory whatever the size (run in a worker thread: it takes as long as a GET)."""
+    hasher = hashlib.sha256()
+    for piece in payload.spans(0, payload.content_length, block):
+        hasher.update(
+            piece if isinstance(piece, bytes) else generate(piece, metrics, payload.format)
+        )
+    return hasher.digest()
