@@ -8,6 +8,11 @@ import time
 from typing import Any
 
 
+# uvicorn logs its start, stop and lifecycle under `uvicorn.error` whatever their level, so an
+# info line would read as an error to anyone filtering by logger name
+LOGGER_NAMES = {"uvicorn.error": "uvicorn"}
+
+
 class JsonFormatter(logging.Formatter):
     """{"ts", "level", "logger", "msg"}, plus the `fields` dict a record carries (extra=)."""
 
@@ -16,7 +21,7 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
-            "logger": record.name,
+            "logger": LOGGER_NAMES.get(record.name, record.name),
         }
         out["msg"] = record.getMessage()
         fields = getattr(record, "fields", None)

@@ -163,7 +163,10 @@ class Plan:
 
     @cached_property
     def etag(self) -> str:
-        return etag({"request": self.canonical(), "algorithm": self.algorithm}, self.strong)
+        document: dict[str, object] = {"request": self.canonical(), "algorithm": self.algorithm}
+        if self.writer.revision > 1:  # the first revision's tags stay what they always were
+            document["header"] = self.writer.revision
+        return etag(document, self.strong)
 
     def canonical(self) -> dict[str, object]:
         """The request with every default resolved: equal requests give equal dicts."""

@@ -14,6 +14,7 @@ from service.formats import BY_MEDIA_TYPE, WRITERS
 
 WILDCARDS = ("*/*", "application/*")
 POSITION = re.compile(r"[0-9]{1,19}")
+QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")  # not nan, inf, 1e3, 0.0001 or 2
 
 
 class NotAcceptable(Exception):
@@ -45,11 +46,8 @@ def negotiate(
         q = 1.0
         for param in params:
             key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
+            if key.strip().lower() == "q":  # RFC 9110 §12.4.2; anything else weighs nothing
+                q = float(value) if QVALUE.fullmatch(value.strip()) else 0.0
         offers.append((media.lower(), q))
     refused = {BY_MEDIA_TYPE[m] for m, q in offers if q <= 0 and m in BY_MEDIA_TYPE}
     allowed = [f for f in ([only] if only else [default, *WRITERS]) if f not in refused]

@@ -52,6 +52,9 @@ def read_query(request: Request) -> tuple[dict[str, Any], bool]:
 def tensor_query(scheme: str, request: Request) -> tuple[TensorRequest, bool]:
     """The GET query of a tensor URL as a TensorRequest (unknown parameters are refused)."""
     params, describe = read_query(request)
+    if "scheme" in params:  # the path names it: a second one would be silently overridden
+        msg = f"the scheme is the URL's path ({scheme!r}); remove the scheme parameter"
+        raise RequestValidationError([_error("scheme", "extra_forbidden", msg, params["scheme"])])
     try:
         return TensorRequest.model_validate({**params, "scheme": scheme}), describe
     except ValidationError as exc:

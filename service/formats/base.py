@@ -23,6 +23,7 @@ class Writer(Protocol):
     name: str
     media_type: str
     extension: str
+    revision: int  # of its header's layout: a new one changes the bytes, so the ETags too
 
     def header(self, tensor: TensorInfo) -> bytes:
         """The bytes before the data; the data follows immediately, unpadded."""

@@ -14,6 +14,7 @@ class NpyWriter:
     name = "npy"
     media_type = "application/x-npy"
     extension = "npy"
+    revision = 1
 
     def header(self, tensor: TensorInfo) -> bytes:
         if tensor.dtype.npy is None:

@@ -9,6 +9,7 @@ class RawWriter:
     name = "raw"
     media_type = "application/octet-stream"
     extension = "bin"
+    revision = 1
 
     def header(self, tensor: TensorInfo) -> bytes:  # noqa: ARG002 - raw has no header
         return b""

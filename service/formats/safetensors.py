@@ -62,6 +62,8 @@ class SafetensorsWriter:
     name = "safetensors"
     media_type = "application/vnd.safetensors"
     extension = "safetensors"
+    revision = 2  # 2: `format: pt` in `__metadata__`, as bundles and transformers' files have
 
     def header(self, tensor: TensorInfo) -> bytes:
-        return header([Entry(tensor.name, tensor.shape, tensor.dtype)], tensor.metadata)
+        metadata = {"format": "pt", **tensor.metadata}
+        return header([Entry(tensor.name, tensor.shape, tensor.dtype)], metadata)

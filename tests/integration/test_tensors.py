@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from collections.abc import Iterator
 
 import numpy as np
@@ -473,3 +474,30 @@ def test_planned_urls_take_the_fast_lane_with_the_same_answers(
     ):
         labels = f'method="{method}",route="/v1/tensors/{{scheme}}",status="{status}"'
         assert f"weightgen_requests_total{{{labels}}} {count}.0" in text
+
+
+def test_single_safetensors_answers_say_format_pt_under_a_new_etag(client: TestClient) -> None:
+    """transformers reads `format: pt` (bundles always had it); the header's new revision gives
+    safetensors answers new ETags (so no cache or If-Range mixes old and new bytes), while npy
+    and raw keep the tags the previous release served (known answers from it)."""
+    base = "/v1/tensors/he_normal?shape=4,4&seed=7&format="
+    r = client.get(base + "safetensors")
+    (length,) = struct.unpack("<Q", r.content[:8])
+    assert json.loads(r.content[8 : 8 + length])["__metadata__"]["format"] == "pt"
+    assert r.headers["etag"] != '"2b13eba391fb0b9e41385294e5e6bad8"'  # the revision-1 tag
+    assert client.get(base + "npy").headers["etag"] == '"c019da58eea1cf4dc542283ceb820e6f"'
+    assert client.get(base + "raw").headers["etag"] == '"5705d21257541e6f531ac5bf9953def0"'
+
+
+def test_a_scheme_parameter_beside_the_path_is_refused(client: TestClient) -> None:
+    r = client.get("/v1/tensors/he_normal?shape=4,4&seed=1&scheme=zeros")
+    assert r.status_code == 422
+    assert "the scheme is the URL's path" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("q", ["nan", "inf", "1e3", "0.0001", "2", "-1"])
+def test_accept_weights_outside_the_rfcs_grammar_weigh_nothing(client: TestClient, q: str) -> None:
+    """RFC 9110 §12.4.2: a weight is 0 … 1 with at most three decimals."""
+    accept = f"application/vnd.safetensors;q={q}, application/x-npy;q=0.5"
+    r = client.get("/v1/tensors/he_normal?shape=4,4&seed=1", headers={"Accept": accept})
+    assert r.headers["x-init-format"] == "npy"

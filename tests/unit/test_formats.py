@@ -60,7 +60,7 @@ def test_safetensors_metadata_comes_first_and_is_strings() -> None:
     header = WRITERS["safetensors"].header(info)
     parsed = json.loads(header[8:])
     assert next(iter(parsed)) == "__metadata__"
-    assert parsed["__metadata__"] == {"seed": "7", "scheme": "he_normal"}
+    assert parsed["__metadata__"] == {"format": "pt", "seed": "7", "scheme": "he_normal"}
     assert parsed["w"] == {"dtype": "BF16", "shape": [2, 3], "data_offsets": [0, 12]}
 
 
