@@ -27,20 +27,29 @@ test: $(BIN)/.installed system-tools
 	$(BIN)/pytest -W error
 
 # nginx for the deployment tests, chromium for the playground's browser test, an aarch64 cross
-# compiler and qemu for the kernel's cross-architecture test; installed with apt-get where that
-# is possible (root, Debian), each group on its own, else those tests say they are skipped
+# compiler and qemu for the kernel's cross-architecture test, aria2 for the parallel-download
+# test; installed with apt-get where that is possible (root, Debian), each group on its own, else
+# those tests say they are skipped
 APT := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 system-tools:
 	@if ! { { command -v nginx || test -x /usr/sbin/nginx; } && command -v chromium; } >/dev/null 2>&1 && \
 	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing nginx and chromium with apt-get (for the deployment and browser tests)"; \
 	  { apt-get update -qq && $(APT) nginx chromium; } >/dev/null 2>&1 || echo "note: nginx or chromium did not install"; fi
 	@if ! { command -v aarch64-linux-gnu-gcc && command -v qemu-aarch64; } >/dev/null 2>&1 && \
 	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing an aarch64 cross compiler and qemu with apt-get (for the kernel's cross-architecture test)"; \
 	  { apt-get update -qq && $(APT) gcc-aarch64-linux-gnu qemu-user; } >/dev/null 2>&1 || echo "note: the aarch64 cross tools did not install"; fi
+	@if ! command -v aria2c >/dev/null 2>&1 && \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing aria2 with apt-get (for the parallel-download test)"; \
+	  { apt-get update -qq && $(APT) aria2; } >/dev/null 2>&1 || echo "note: aria2 did not install"; fi
 	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || \
 	  echo "note: nginx or chromium is not installed; their tests will be skipped"
 	@command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 || \
 	  echo "note: aarch64-linux-gnu-gcc or qemu-aarch64 is not installed; the cross-architecture test will be skipped"
+	@command -v aria2c >/dev/null 2>&1 || \
+	  echo "note: aria2c is not installed; the parallel-download test will be skipped"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -41,12 +41,19 @@ class BundleSpec:
     seed: int | None = None
     dtype: DTypeName = "float32"
     device: Device = "auto"
+    ignored_config: tuple[str, ...] = ()  # a recipe's config fields it does not read
 
 
 @dataclass(frozen=True)
 class Entry:
-    plan: Plan
+    plan: Plan  # a tied member's is its source's: the same bytes
     offset: int  # of the tensor's bytes in the data buffer
+    name: str = ""  # in the header; "" means the plan's name
+    tied_to: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.plan.name
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class BundlePlan:
     entries: tuple[Entry, ...]  # in header order
     header: bytes
     algorithm: str = rng.ALGORITHM
+    ignored_config: tuple[str, ...] = ()  # not part of the bytes, nor of the ETag
 
     @cached_property
     def nbytes(self) -> int:
@@ -79,12 +87,18 @@ class BundlePlan:
         return tuple(e.plan for e in self.entries)
 
     def canonical(self) -> dict[str, object]:
-        """Bundle parameters and each member's canonical request, in header order."""
+        """Bundle parameters and each member's canonical request, in header order; tied members
+        (only where there are any) as {name: source}, their bytes being their source's."""
         tensors = []
         for e in self.entries:
-            c = e.plan.canonical()
-            tensors.append({k: v for k, v in c.items() if k not in ("seed", "format")})
-        return {"seed": self.seed, "dtype": self.dtype, "tensors": tensors}
+            if e.tied_to is None:
+                c = e.plan.canonical()
+                tensors.append({k: v for k, v in c.items() if k not in ("seed", "format")})
+        out: dict[str, object] = {"seed": self.seed, "dtype": self.dtype, "tensors": tensors}
+        ties = {e.label: e.tied_to for e in self.entries if e.tied_to is not None}
+        if ties:
+            out["tied"] = dict(sorted(ties.items()))
+        return out
 
     @cached_property
     def etag(self) -> str:
@@ -101,21 +115,23 @@ class BundlePlan:
                 yield from data_spans(e.plan, max(start, lo) - lo, min(stop, hi) - lo, block)
 
 
-def metadata(seed: int, plans: list[Plan]) -> dict[str, str]:
-    """`format: pt` (what transformers expects), the bundle's parameters, each member's plan."""
+def metadata(seed: int, entries: list[tuple[str, Plan, str | None]]) -> dict[str, str]:
+    """`format: pt` (what transformers expects), the bundle's parameters, each member's plan
+    (a tied member's is its source's, with `tied_to`)."""
     out = {
         "format": "pt",
         "weightgen.seed": str(seed),
         "weightgen.algorithm": rng.ALGORITHM,
     }
-    for p in plans:
+    for name, p, tied_to in entries:
         numbers = {k: v for k, v in p.metadata().items() if k not in ("seed", "algorithm")}
-        out[f"weightgen.plan.{p.name}"] = json.dumps(numbers, separators=(",", ":"))
+        if tied_to is not None:
+            numbers["tied_to"] = tied_to
+        out[f"weightgen.plan.{name}"] = json.dumps(numbers, separators=(",", ":"))
     return out
 
 
-def plan_bundle(spec: BundleSpec, limits: Limits, engines: Engines) -> BundlePlan:
-    """Plan every member (as its single-tensor request) and lay out the safetensors file."""
+def _check(spec: BundleSpec) -> None:
     if not spec.members:
         raise InvalidRequest("a bundle needs at least one tensor (tensors or layers)")
     if len(spec.members) > MAX_TENSORS:
@@ -127,38 +143,75 @@ def plan_bundle(spec: BundleSpec, limits: Limits, engines: Engines) -> BundlePla
         raise InvalidRequest(
             f"tensor names must be unique in a bundle; given more than once: {', '.join(twice)}"
         )
+
+
+def _ties(spec: BundleSpec) -> dict[str, str]:
+    """{tied member: its source}: each source an untied member of the same shape."""
+    by_name = {m.name: m for m in spec.members}
+    ties = {}
+    for m in spec.members:
+        if m.tied_to is None:
+            continue
+        source = by_name.get(m.tied_to)
+        if source is None or source.tied_to is not None:
+            raise InvalidRequest(
+                f"{m.name} is tied to {m.tied_to!r}, which is not an untied member of the bundle"
+            )
+        if tuple(source.shape) != tuple(m.shape):
+            raise InvalidRequest(
+                f"{m.name} {list(m.shape)} is tied to {m.tied_to} of another shape "
+                f"{list(source.shape)}"
+            )
+        ties[m.name] = m.tied_to
+    return ties
+
+
+def _plan(m: Member, spec: BundleSpec, seed: int, limits: Limits, engines: Engines) -> Plan:
+    """A member planned as the single-tensor request with its name."""
+    return plan(
+        TensorSpec(
+            m.shape,
+            m.scheme,
+            m.convention,
+            m.params,
+            m.fans,
+            seed,
+            m.name,
+            m.dtype or spec.dtype,
+            spec.device,
+            "raw",
+            m.zero_rows,
+        ),
+        limits,
+        engines,
+    )
+
+
+def plan_bundle(spec: BundleSpec, limits: Limits, engines: Engines) -> BundlePlan:
+    """Plan every member (as its single-tensor request) and lay out the safetensors file; a
+    tied member is laid out as a copy of its source's plan, under its own name."""
+    _check(spec)
+    ties = _ties(spec)
     seed, source = draw_seed(spec.seed)
-    plans = [
-        plan(
-            TensorSpec(
-                m.shape,
-                m.scheme,
-                m.convention,
-                m.params,
-                m.fans,
-                seed,
-                m.name,
-                m.dtype or spec.dtype,
-                spec.device,
-                "raw",
-                m.zero_rows,
-            ),
-            limits,
-            engines,
-        )
-        for m in spec.members
-    ]
-    total = sum(p.nbytes for p in plans)
+    by_name = {
+        m.name: _plan(m, spec, seed, limits, engines) for m in spec.members if m.tied_to is None
+    }
+    for name, target in ties.items():
+        by_name[name] = by_name[target]
+    total = sum(by_name[m.name].nbytes for m in spec.members)
     if total > limits.max_bytes:
         raise LimitExceeded(
             f"the bundle's tensors hold {total} bytes; this service serves at most "
             f"{limits.max_bytes} (WEIGHTGEN_MAX_BYTES)"
         )
-    by_name = {p.name: p for p in plans}
-    layout = st.order([st.Entry(p.name, p.shape, p.dtype) for p in plans])
+    layout = st.order([st.Entry(n, p.shape, p.dtype) for n, p in by_name.items()])
     entries, offset = [], 0
     for e in layout:
-        entries.append(Entry(by_name[e.name], offset))
+        tied = ties.get(e.name)
+        entries.append(Entry(by_name[e.name], offset, "" if tied is None else e.name, tied))
         offset += e.nbytes
-    header = st.header(layout, metadata(seed, [by_name[e.name] for e in layout]))
-    return BundlePlan(seed, source, spec.dtype, tuple(entries), header)
+    named = [(e.name, by_name[e.name], ties.get(e.name)) for e in layout]
+    header = st.header(layout, metadata(seed, named))
+    return BundlePlan(
+        seed, source, spec.dtype, tuple(entries), header, ignored_config=spec.ignored_config
+    )

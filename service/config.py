@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service import cpus
 
 
 class Settings(BaseSettings):
@@ -19,6 +20,13 @@ class Settings(BaseSettings):
     max_elements: int = Field(2**32, ge=1, description="elements per tensor")
     max_bytes: int = Field(2**34, ge=1, description="payload bytes per tensor")
     max_streams: int = Field(4, ge=1, description="tensor streams generated at once")
+    slot_wait: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="seconds a stream may wait for a free generation slot, first come first "
+        "served, before its 503 (0: at once); at most 4 x WEIGHTGEN_MAX_STREAMS wait",
+    )
     block_elements: int = Field(1 << 20, ge=1024, description="elements generated per block")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="request body size")
     plan_cache_bytes: int = Field(
@@ -31,10 +39,11 @@ class Settings(BaseSettings):
         ("cpu", "cuda"), description="devices a request may ask for"
     )
     threads: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+        default_factory=lambda: min(cpus.available(), 256),
         ge=1,
         le=256,
-        description="threads of the fused CPU kernel per block (default: the CPU count)",
+        description="threads of the fused CPU kernel per block (default: the CPUs this process "
+        "may use, its affinity mask and cgroup CPU quota)",
     )
     api_keys: list[str] = Field(
         [], description="bearer keys for /v1 (JSON list); none: the service is open"

@@ -7,7 +7,6 @@ import logging
 import time
 from typing import Any
 
-
 # uvicorn logs its start, stop and lifecycle under `uvicorn.error` whatever their level, so an
 # info line would read as an error to anyone filtering by logger name
 LOGGER_NAMES = {"uvicorn.error": "uvicorn"}

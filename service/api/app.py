@@ -7,7 +7,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 
 from service import __version__
-from service.api import problems
+from service.api import contract, docs, problems, recipes_route
 from service.api.deps import Services
 from service.api.fastlane import CachedUrls
 from service.api.headers import EXPOSED
@@ -23,6 +23,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="weightgen",
         version=__version__,
         summary="Initialized neural-network weight tensors over HTTP, reproducibly.",
+        docs_url=None,  # docs.install: Swagger UI and ReDoc from the fastapi-offline package
+        redoc_url=None,
     )
     routes = {  # for the fast lane's metrics labels
         prefix: next(r for r in router.routes if getattr(r, "path", "") == f"{prefix}{{{param}}}")
@@ -30,8 +32,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     }
     app.state.services = services = Services.build(settings, routes)
     problems.install(app)
+    contract.install(app)  # the OpenAPI document's headers, statuses, problems, security
     app.include_router(router)
+    app.include_router(recipes_route.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    docs.install(app)
     # outermost last: request ids wrap everything, so 401s and 413s carry one too; the
     # fast lane of planned tensor and bundle URLs first, innermost
     app.add_middleware(CachedUrls)

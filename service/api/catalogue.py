@@ -1,12 +1,12 @@
-"""GET /v1/schemes and GET /v1/presets: the catalogues as JSON, built once from the registries
-in `service.schemes` and `service.presets`."""
+"""GET /v1/schemes, GET /v1/presets and GET /v1/recipes: the catalogues as JSON, built once from
+the registries in `service.schemes`, `service.presets` and `service.recipes`."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-from service import presets, schemes
+from service import presets, recipes, schemes
 from service.arguments import declared
 from service.dtypes import DTYPES
 from service.schemes import PARAMS, RULES, SCHEMES, Scheme
@@ -84,5 +84,27 @@ def preset_catalogue() -> dict[str, Any]:
                 "args": [d.describe() for d in declared(p.args)],
             }
             for p in presets.PRESETS.values()
+        ]
+    }
+
+
+@functools.cache
+def recipe_catalogue() -> dict[str, Any]:
+    """Every model recipe: the stack and version it follows, the config fields it reads (their
+    declarations, with the stack's defaults) and, per parameter group, the law, its formula and
+    the upstream source (file:line); built once, not to mutate."""
+    return {
+        "recipes": [
+            {
+                "name": r.name,
+                "summary": r.summary,
+                "stack": r.stack,
+                "version": r.version,
+                "model": r.model,
+                "model_type": r.model_type,
+                "config": r.fields(),
+                "groups": [g.describe() for g in r.groups],
+            }
+            for r in recipes.RECIPES.values()
         ]
     }

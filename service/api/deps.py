@@ -38,6 +38,7 @@ class Services:
         metrics = Metrics()
         kernel = engines.cpu is engines.numpy and engines.numpy.fast
         metrics.kernel_in_use(fast.isa() if kernel else None)
+        metrics.threads_in_use(settings.threads)
         return cls(
             settings,
             Limits(settings.max_elements, settings.max_bytes),

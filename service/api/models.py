@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    create_model,
+    model_serializer,
+    model_validator,
+)
 
-from service import schemes
+from service import recipes, schemes
 from service.analyze import Activation, AnalyzeSpec
 from service.api.fields import Name, SchemeName, Seed, Shape, model_fields, values
 from service.api.layers import Layer
 from service.api.urls import canonical_url
 from service.bundle import MAX_TENSORS, BundlePlan, BundleSpec
 from service.dtypes import DTypeName, FormatName
-from service.errors import LimitExceeded
+from service.errors import LimitExceeded, SchemeError
 from service.plan import Device, Plan, TensorSpec
 from service.presets import Member
 from service.schemes import Convention, FanSpec, Mode, Params
@@ -58,12 +66,16 @@ class TensorFields(InitFields):
 class TensorRequest(TensorFields):
     """One tensor: its shape, how to initialize it, and how to hand it out."""
 
-    convention: Convention = "keras"
-    seed: Seed | None = None
+    convention: Convention = Field(
+        "keras", description="whose fan rules and defaults (docs/schemes.md)"
+    )
+    seed: Seed | None = Field(None, description="0 … 2^64-1; absent: the service draws one")
     name: Name = "weight"
-    dtype: DTypeName = "float32"
-    device: Device = "auto"
-    format: FormatName | None = None
+    dtype: DTypeName = Field("float32", description="element type of the answer")
+    device: Device = Field("auto", description="where it is generated: cpu, cuda or auto")
+    format: FormatName | None = Field(
+        None, description="npy, safetensors or raw; absent: by Accept, else the dtype's default"
+    )
 
     def to_spec(self) -> TensorSpec:
         return TensorSpec(
@@ -102,30 +114,80 @@ class BundleTensor(TensorFields):
 
 
 class BundleRequest(BaseModel):
-    """Many named tensors (explicit, or expanded from layers) as one safetensors file."""
+    """Many named tensors (explicit, expanded from layers, or a whole model from a recipe and its
+    config) as one safetensors file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     seed: Seed | None = None
-    dtype: DTypeName = "float32"
+    dtype: DTypeName = Field(
+        "float32", description="the tensors' dtype; when given, it wins over a recipe config's"
+    )
     convention: Convention = "keras"
     device: Device = "auto"
     name: Name = Field("bundle", description="file name of the answer")
     tensors: Annotated[list[BundleTensor], Field(max_length=MAX_TENSORS)] = []
     layers: Annotated[list[Layer], Field(max_length=MAX_TENSORS)] = []
+    recipe: str | None = Field(
+        None,
+        description="a model recipe (GET /v1/recipes): the model's whole state dict, e.g. "
+        f"{', '.join(recipes.RECIPES)}",
+    )
+    config: dict[str, Any] | None = Field(
+        None,
+        description="the recipe's architecture config (a config.json); fields the recipe does "
+        "not read are listed in describe's ignored_config",
+    )
+
+    @model_validator(mode="after")
+    def _recipe_config(self) -> BundleRequest:
+        """A recipe's config checked against its declared fields, for messages naming them."""
+        if self.config is not None and self.recipe is None:
+            raise ValueError("config needs a recipe (GET /v1/recipes lists them)")
+        if self.recipe is not None:
+            self.configured()
+        return self
+
+    @model_serializer(mode="wrap")
+    def _keep_dtype(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A recipe bundle's URL keeps a dtype given as the default: it wins over the config's."""
+        out = handler(self)
+        if self.recipe is not None and "dtype" in self.model_fields_set and isinstance(out, dict):
+            out.setdefault("dtype", self.dtype)
+        return out
+
+    def configured(self) -> recipes.Configured[Any] | None:
+        if self.recipe is None:
+            return None
+        try:
+            return recipes.lookup(self.recipe).configure(self.config or {})
+        except SchemeError as exc:
+            raise ValueError(exc.detail) from None
 
     def to_spec(self) -> BundleSpec:
-        """The members, counted before any layer is expanded (a layer may name thousands)."""
-        total = len(self.tensors) + sum(layer.count() for layer in self.layers)
+        """The members, counted before any layer or recipe is expanded (each may name
+        thousands)."""
+        configured = self.configured()
+        recipe = None if self.recipe is None else recipes.lookup(self.recipe)
+        from_recipe = 0
+        if recipe is not None and configured is not None:
+            from_recipe = recipe.count(configured.config)
+        total = len(self.tensors) + sum(layer.count() for layer in self.layers) + from_recipe
         if total > MAX_TENSORS:
+            what = "tensors and layers" if recipe is None else "tensors, layers and recipe"
             raise LimitExceeded(
-                f"a bundle holds at most {MAX_TENSORS} tensors; the tensors and layers of this "
-                f"request name {total}"
+                f"a bundle holds at most {MAX_TENSORS} tensors; the {what} of this request name "
+                f"{total}"
             )
         members = [t.to_member(self.convention) for t in self.tensors]
         for layer in self.layers:
             members += layer.to_members()
-        return BundleSpec(tuple(members), self.seed, self.dtype, self.device)
+        if recipe is None or configured is None:
+            return BundleSpec(tuple(members), self.seed, self.dtype, self.device)
+        members += recipe.expand(configured.config)
+        given = "dtype" in self.model_fields_set or configured.dtype is None
+        dtype = self.dtype if given else configured.dtype or self.dtype
+        return BundleSpec(tuple(members), self.seed, dtype, self.device, configured.ignored)
 
 
 Number = int | float
@@ -242,6 +304,9 @@ class BundleMemberOut(BaseModel):
     data_offsets: list[int] = Field(description="[begin, end) in the data buffer, as in the header")
     request: dict[str, Any] = Field(description="the single-tensor request giving these bytes")
     plan: PlanOut
+    tied_to: str | None = Field(
+        None, description="the member whose bytes these are (a tied weight), if any"
+    )
 
 
 class BundleDescribeResponse(BaseModel):
@@ -256,6 +321,9 @@ class BundleDescribeResponse(BaseModel):
         None, description="Repr-Digest of the GET answer when known (RFC 9530, sha-256)"
     )
     tensors: list[BundleMemberOut]
+    ignored_config: list[str] = Field(
+        [], description="fields of the recipe's config that the recipe does not read"
+    )
 
     @classmethod
     def of(cls, b: BundlePlan, url: str, repr_digest: str | None = None) -> BundleDescribeResponse:
@@ -264,12 +332,13 @@ class BundleDescribeResponse(BaseModel):
             request = {k: v for k, v in e.plan.canonical().items() if k != "format"}
             members.append(
                 BundleMemberOut(
-                    name=e.plan.name,
+                    name=e.label,
                     dtype=e.plan.dtype.name,
                     shape=list(e.plan.shape),
                     data_offsets=[e.offset, e.offset + e.plan.nbytes],
                     request=request,
                     plan=PlanOut.of(e.plan.scheme),
+                    tied_to=e.tied_to,
                 )
             )
         return cls(
@@ -282,6 +351,7 @@ class BundleDescribeResponse(BaseModel):
             url=url,
             repr_digest=repr_digest,
             tensors=members,
+            ignored_config=list(b.ignored_config),
         )
 
 

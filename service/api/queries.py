@@ -105,5 +105,11 @@ def tensor_parameters() -> list[dict[str, Any]]:
         if name in LIST_FIELDS:
             param |= {"style": "form", "explode": False}
         out.append(param)
-    describe = {"type": "boolean", "default": False}
-    return [*out, {"name": "describe", "in": "query", "required": False, "schema": describe}]
+    describe = {
+        "name": "describe",
+        "in": "query",
+        "required": False,
+        "description": "answer the JSON description (fans, std, size, ETag, URL) instead",
+        "schema": {"type": "boolean", "default": False},
+    }
+    return [*out, describe]

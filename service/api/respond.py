@@ -8,6 +8,7 @@ HEAD and 304 alike: it is the digest of the whole representation, whatever range
 from __future__ import annotations
 
 import hashlib
+import time
 from functools import partial
 
 import anyio
@@ -23,6 +24,11 @@ from service.plan import Payload
 
 SMALL_BYTES = 1 << 16  # answered inline, without a thread hop
 NOT_MODIFIED = ("ETag", "Cache-Control", "Content-Location", "Vary", REPR_DIGEST)  # a 304's
+CLIENT_GONE = 499  # nginx's "client closed request": what the log says of a waiter that left
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request waited for a generation slot."""
 
 
 def byte_range(payload: Payload, request: Request) -> tuple[int, int, int]:
@@ -53,6 +59,13 @@ async def answer(payload: Payload, headers: dict[str, str], request: Request) ->
 async def respond(payload: Payload, headers: dict[str, str], request: Request) -> Response:
     """The answer to `request` for a planned payload whose 200 headers are `headers`; the
     representation's digest is added here, so the fast lane's answers carry it too."""
+    try:
+        return await _respond(payload, headers, request)
+    except ClientGone:  # it left while waiting for a slot: an answer nobody reads (logged)
+        return Response(status_code=CLIENT_GONE)
+
+
+async def _respond(payload: Payload, headers: dict[str, str], request: Request) -> Response:
     s = services(request)
     matched = http.none_match(request.headers.get("if-none-match"), payload.etag)
     if matched and request.method not in ("GET", "HEAD"):
@@ -77,7 +90,7 @@ async def respond(payload: Payload, headers: dict[str, str], request: Request) -
             s.digests.put(payload, digest)
             headers[REPR_DIGEST] = digests.field(digest)
         return Response(content=body, status_code=status, headers=headers)
-    _acquire(s)
+    await _acquire(s, request)
     return PayloadResponse(
         payload,
         start,
@@ -103,7 +116,7 @@ async def _digest(payload: Payload, request: Request, s: Services) -> bytes | No
     if payload.content_length <= SMALL_BYTES and digests.strong(payload):
         computed = digests.compute(payload, block, s.metrics)
     else:
-        _acquire(s)
+        await _acquire(s, request)
         try:
             computed = await anyio.to_thread.run_sync(
                 digests.compute, payload, block, s.metrics, limiter=s.capacity.threads
@@ -114,12 +127,34 @@ async def _digest(payload: Payload, request: Request, s: Services) -> bytes | No
     return computed
 
 
-def _acquire(s: Services) -> None:
-    """A generation slot, or 503: the slot is released when the stream (or digest) is done."""
-    if not s.capacity.acquire():
+async def _acquire(s: Services, request: Request) -> None:
+    """A generation slot, waited for up to WEIGHTGEN_SLOT_WAIT seconds when all are taken, or
+    503; released when the stream (or digest) is done. ClientGone if the client left."""
+    capacity, wait = s.capacity, s.settings.slot_wait
+    if capacity.acquire():
+        return
+    waiters, began = capacity.waiting, time.perf_counter()
+    s.metrics.waiting.inc()
+    try:
+        claim = await capacity.claim(wait, request.receive)
+    finally:
+        s.metrics.waiting.dec()
+    s.metrics.slot_waited(claim, time.perf_counter() - began)
+    if claim == "gone":
+        raise ClientGone
+    if claim == "full":
         raise Overloaded(
-            f"{s.capacity.limit} streams are being generated (WEIGHTGEN_MAX_STREAMS); retry"
+            f"{capacity.limit} streams are being generated (WEIGHTGEN_MAX_STREAMS) and "
+            f"{_why(wait, waiters, capacity.max_waiters)}; retry"
         )
+
+
+def _why(wait: float, waiters: int, most: int) -> str:
+    if wait <= 0:
+        return "none may be waited for (WEIGHTGEN_SLOT_WAIT=0)"
+    if waiters >= most:
+        return f"{waiters} requests are waiting for one already"
+    return f"none was free within {wait:g} s (WEIGHTGEN_SLOT_WAIT)"
 
 
 def _small(payload: Payload, start: int, stop: int, s: Services) -> bytes:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.analyze import analyze, check
-from service.api import bundles, queries, tensors
+from service.api import bundles, contract, queries, tensors
 from service.api.catalogue import catalogue, preset_catalogue
 from service.api.deps import services
 from service.api.models import (
@@ -23,9 +24,8 @@ from service.api.models import (
     DescribeResponse,
     TensorRequest,
 )
-from service.formats import WRITERS
 
-router = APIRouter()
+router = APIRouter(generate_unique_id_function=lambda route: route.name)  # operationId
 STATIC = Path(__file__).resolve().parent.parent / "static"  # the playground, in the package
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'",
@@ -33,40 +33,18 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "a body that cannot be read as JSON", **_PROBLEM},
-    413: {"description": "request body too large", **_PROBLEM},
-    422: {"description": "invalid request", **_PROBLEM},
-    503: {"description": "device unavailable or overloaded", **_PROBLEM},
-}
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
-_TENSOR: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "the tensor as .npy, safetensors or raw bytes",
-        "content": {w.media_type: _BINARY for w in WRITERS.values()},
-    },
-    206: {
-        "description": "the requested byte range",
-        "content": {"application/octet-stream": _BINARY},
-    },
-    304: {"description": "not modified (If-None-Match)"},
-    406: {"description": "no acceptable format", **_PROBLEM},
-    416: {"description": "range not satisfiable", **_PROBLEM},
-    **_ERRORS,
-}
+_ERRORS = contract.errors(body=True)  # of the describe and analyze operations
 
 
-@router.post("/v1/tensors", responses=_TENSOR, response_class=Response, tags=["tensors"])
+@router.post(
+    "/v1/tensors",
+    responses=contract.payload_responses("tensor", "POST"),
+    response_class=Response,
+    tags=["tensors"],
+)
 async def post_tensor(body: TensorRequest, request: Request) -> Response:
     """The tensor a JSON body describes, streamed in the format asked (field or Accept)."""
     return await tensors.serve(body, request)
-
-
-_GET_RESPONSES = {
-    **_TENSOR,
-    200: {**_TENSOR[200], "content": {**_TENSOR[200]["content"], "application/json": {}}},
-}
 
 
 _QUERY = {"parameters": queries.tensor_parameters()}
@@ -74,14 +52,14 @@ _QUERY = {"parameters": queries.tensor_parameters()}
 
 @router.get(
     "/v1/tensors/{scheme}",
-    responses=_GET_RESPONSES,
+    responses=contract.payload_responses("tensor", "GET"),
     response_class=Response,
     tags=["tensors"],
     openapi_extra=_QUERY,
 )
 @router.head(
     "/v1/tensors/{scheme}",
-    responses=_TENSOR,
+    responses=contract.payload_responses("tensor", "HEAD"),
     response_class=Response,
     tags=["tensors"],
     operation_id="head_tensor",
@@ -98,22 +76,20 @@ async def get_tensor(scheme: str, request: Request) -> Response:
     return await tensors.serve(body, request)
 
 
-@router.post("/v1/tensors/describe", responses=_ERRORS, tags=["tensors"])
+@router.post(
+    "/v1/tensors/describe", responses=_ERRORS, tags=["tensors"], operation_id="describe_tensor"
+)
 async def describe(body: TensorRequest, request: Request) -> DescribeResponse:
     """Fans, stddev, limit, effective std, size, ETag and GET URL of a tensor, without sampling."""
     return tensors.describe(body, request)
 
 
-_BUNDLE: dict[int | str, dict[str, Any]] = {
-    **_TENSOR,
-    200: {
-        "description": "the bundle as safetensors",
-        "content": {"application/vnd.safetensors": _BINARY},
-    },
-}
-
-
-@router.post("/v1/bundles", responses=_BUNDLE, response_class=Response, tags=["bundles"])
+@router.post(
+    "/v1/bundles",
+    responses=contract.payload_responses("bundle", "POST"),
+    response_class=Response,
+    tags=["bundles"],
+)
 async def post_bundle(body: BundleRequest, request: Request) -> Response:
     """Many named tensors (a model's initial state dict) as one safetensors stream."""
     return await bundles.serve(body, request)
@@ -125,18 +101,25 @@ async def describe_bundle(body: BundleRequest, request: Request) -> BundleDescri
     return await bundles.describe(body, request)
 
 
-@router.get("/v1/bundles/{manifest}", responses=_BUNDLE, response_class=Response, tags=["bundles"])
+@router.get(
+    "/v1/bundles/{manifest}",
+    responses=contract.payload_responses("bundle", "GET"),
+    response_class=Response,
+    tags=["bundles"],
+)
 @router.head(
     "/v1/bundles/{manifest}",
-    responses=_BUNDLE,
+    responses=contract.payload_responses("bundle", "HEAD"),
     response_class=Response,
     tags=["bundles"],
     operation_id="head_bundle",
 )
 async def get_bundle(
-    manifest: str,
+    manifest: Annotated[str, PathParam(description="the manifest, as describe's `url` has it")],
     request: Request,
-    describe: bool = False,  # noqa: ARG001 - for the OpenAPI document; bundle_query reads it
+    describe: Annotated[  # noqa: ARG001 - for the OpenAPI document; bundle_query reads it
+        bool, Query(description="answer the JSON description instead of the bundle")
+    ] = False,
 ) -> Response:
     """The bundle whose manifest the URL carries (from describe's `url`); Range, HEAD and
     If-None-Match work as for tensors; `describe=true` answers the JSON description."""
@@ -198,6 +181,7 @@ async def readyz(request: Request) -> dict[str, object]:
         "engine": engines.cpu.name,
         "devices": list(engines.devices()),
         "fast_kernel": engines.numpy.fast,
+        "threads": services(request).settings.threads,
     }
 
 

@@ -4,6 +4,7 @@ representation is hashed as it is produced (its `Repr-Digest`, kept once it is a
 
 Memory per stream: the block being sent, the one queued and the one being generated, each
 `block_elements` elements (plus the engine's own chunk temporaries), whatever the tensor size.
+A stream's slot (`Capacity`) is claimed before its status line and held until its last byte.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 import anyio
 from starlette.responses import Response
@@ -23,15 +26,22 @@ from service.plan import Payload, Span
 CHUNK_BYTES = 1 << 20  # one ASGI body message
 Update = Callable[[memoryview], None]  # a hasher's update
 log = logging.getLogger("weightgen.stream")
+WAITERS_PER_SLOT = 4  # requests that may wait for a slot, per slot (16 behind the default 4)
+Claim = Literal["taken", "full", "gone"]
 
 
 class Capacity:
-    """At most `limit` tensor streams at once, in one event loop (no lock needed)."""
+    """At most `limit` tensor streams at once, in one event loop (no lock needed). A request
+    that finds every slot taken may wait for one (`claim`), without holding a thread: first
+    come first served, a freed slot handed straight to the longest waiter, at most
+    `WAITERS_PER_SLOT` x `limit` waiting (beyond them: refused at once)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.max_waiters = WAITERS_PER_SLOT * limit
         self.in_use = 0
         self._threads: anyio.CapacityLimiter | None = None
+        self._waiters: deque[anyio.Event] = deque()  # set: handed a slot
 
     @property
     def threads(self) -> anyio.CapacityLimiter:
@@ -40,14 +50,68 @@ class Capacity:
             self._threads = anyio.CapacityLimiter(self.limit)
         return self._threads
 
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
     def acquire(self) -> bool:
-        if self.in_use >= self.limit:
+        """A slot now, or False: every slot is taken (and then never ahead of a waiter)."""
+        if self.in_use >= self.limit or self._waiters:
             return False
         self.in_use += 1
         return True
 
     def release(self) -> None:
-        self.in_use -= 1
+        """A slot back: handed to the longest waiter (so it stays in use), else freed."""
+        if self._waiters:
+            self._waiters.popleft().set()
+        else:
+            self.in_use -= 1
+
+    async def claim(self, wait: float, receive: Receive) -> Claim:
+        """A slot now or within `wait` seconds ("taken"); "full" when none came or too many
+        wait already; "gone" when the client disconnected while waiting (`receive` is its
+        request's). Whatever happens to the waiter, a slot it was handed is passed on."""
+        if self.acquire():
+            return "taken"
+        if wait <= 0 or len(self._waiters) >= self.max_waiters:
+            return "full"
+        turn = anyio.Event()
+        self._waiters.append(turn)
+        try:
+            gone = await _wait_for(turn, wait, receive)
+        except BaseException:  # cancelled (a shutdown): leave the queue, or pass the slot on
+            self._leave(turn)
+            raise
+        if turn.is_set() and not gone:
+            return "taken"
+        self._leave(turn)
+        return "gone" if gone else "full"
+
+    def _leave(self, turn: anyio.Event) -> None:
+        if turn.is_set():  # handed a slot it will not use: the next waiter's
+            self.release()
+        else:
+            self._waiters.remove(turn)
+
+
+async def _wait_for(turn: anyio.Event, wait: float, receive: Receive) -> bool:
+    """Until `turn` is set or `wait` seconds have passed; True if the client left first."""
+    gone = False
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass  # a bodiless request's one empty message; a POST's body was read already
+        gone = True
+        scope.cancel()
+
+    with anyio.move_on_after(wait):
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch, group.cancel_scope)
+            await turn.wait()
+            group.cancel_scope.cancel()
+    return gone
 
 
 def generate(span: Span, metrics: Metrics, fmt: str) -> memoryview:

@@ -28,7 +28,8 @@ MAX_KERNEL_DIMS = 3  # torch/keras convolutions are 1-, 2- or 3-d
 
 @dataclass(frozen=True)
 class Member:
-    """One named tensor of a bundle; dtype None means the bundle's dtype."""
+    """One named tensor of a bundle; dtype None means the bundle's dtype. A member `tied_to`
+    another (GPT-2's lm_head.weight to transformer.wte.weight) holds that member's bytes."""
 
     name: str
     shape: Shape
@@ -38,6 +39,7 @@ class Member:
     fans: FanSpec = field(default_factory=FanSpec)
     zero_rows: tuple[int, ...] = ()
     dtype: DTypeName | None = None
+    tied_to: str | None = None
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def test_a_client_that_disconnects_stops_the_generation(server: Server) -> None:
 def test_streams_beyond_capacity_get_503_with_retry_after(
     start_server: Callable[..., Server],
 ) -> None:
-    server = start_server(max_streams="1")
+    server = start_server(max_streams="1", slot_wait="0")
     url = f"{server.url}/v1/tensors/he_normal?shape=8192,8192&seed=4&format=raw"
     with httpx.stream("GET", url, timeout=60) as first:
         assert first.status_code == 200

@@ -189,6 +189,7 @@ def test_health_probes(client: TestClient) -> None:
         "engine": "numpy",
         "devices": ["cpu"],
         "fast_kernel": True,
+        "threads": client.app.state.services.settings.threads,  # type: ignore[attr-defined]
     }
 
 

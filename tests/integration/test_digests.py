@@ -222,7 +222,7 @@ def test_computing_a_large_digest_takes_o_block_memory() -> None:
 
 
 def test_capacity_full_is_503_with_retry_after() -> None:
-    app = create_app(Settings(max_streams=1))
+    app = create_app(Settings(max_streams=1, slot_wait=0))
     capacity = state(app).capacity
     with TestClient(app, raise_server_exceptions=False) as c:
         assert capacity.acquire()  # the one slot, held by "another stream"

@@ -16,6 +16,7 @@ ARRAYS = {"numpy", "torch", "ml_dtypes"}
 FORBIDDEN = {
     "schemes": ARRAYS | WEB | {"service.api", "service.plan", "service.engines", "service.formats"},
     "presets": ARRAYS | WEB | {"service.api", "service.plan", "service.engines", "service.bundle"},
+    "recipes": ARRAYS | WEB | {"service.api", "service.plan", "service.engines", "service.bundle"},
     "dtypes": ARRAYS | WEB | {"service.api"},
     "errors": ARRAYS | WEB | {"service"},
     "arguments": ARRAYS | WEB | {"service.api", "service.schemes", "service.plan"},
