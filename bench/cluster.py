@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from bench.live import free_port, live_server, wait_healthy
 
@@ -42,6 +43,27 @@ def nginx_binary() -> str | None:
     )
 
 
+@contextmanager
+def nginx_process(conf: Path, listen: int, stderr: int | IO[bytes] | None = None) -> Iterator[str]:
+    """nginx on `conf`, in the foreground, waited for until it answers on `listen`; its URL.
+    Stopped gracefully (SIGQUIT, as `nginx -s quit`) on exit, killed if it will not."""
+    nginx = nginx_binary()
+    if nginx is None:
+        raise RuntimeError("nginx is not installed (apt-get install nginx)")
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], stderr=stderr)
+    try:
+        url = f"http://127.0.0.1:{listen}"
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @dataclass
 class Cluster:
     url: str  # nginx
@@ -53,23 +75,10 @@ class Cluster:
 def cluster(
     workdir: Path, replicas: int = 2, env: dict[str, str] | None = None
 ) -> Iterator[Cluster]:
-    nginx = nginx_binary()
-    if nginx is None:
-        raise RuntimeError("nginx is not installed (apt-get install nginx)")
     (workdir / "cache").mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:  # replicas stop after nginx, in any case
         servers = [stack.enter_context(live_server(workdir, env)) for _ in range(replicas)]
         listen = free_port()
         (workdir / "nginx.conf").write_text(render([s.port for s in servers], listen, workdir))
-        proxy = subprocess.Popen([nginx, "-c", str(workdir / "nginx.conf"), "-g", "daemon off;"])
-        try:
-            wait_healthy(f"http://127.0.0.1:{listen}", proxy)
-            yield Cluster(
-                f"http://127.0.0.1:{listen}", [s.proc for s in servers], [s.url for s in servers]
-            )
-        finally:
-            proxy.send_signal(signal.SIGQUIT)
-            try:
-                proxy.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proxy.kill()
+        with nginx_process(workdir / "nginx.conf", listen) as url:
+            yield Cluster(url, [s.proc for s in servers], [s.url for s in servers])

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from service.config import Settings
 
 if TYPE_CHECKING:
-    from service.client import Client
+    from service.client import Client, Resource
 
 EXIT_USAGE, EXIT_PROBLEM, EXIT_UNREACHABLE, EXIT_INTEGRITY = 2, 3, 4, 5
 FORMATS = {".npy": "npy", ".safetensors": "safetensors", ".bin": "raw", ".raw": "raw"}
@@ -174,9 +174,8 @@ def _describe(client: Client, args: argparse.Namespace) -> None:
     )
 
 
-def _fetch(client: Client, args: argparse.Namespace) -> None:
-    fmt = args.format or FORMATS.get(Path(args.output).suffix, "npy")
-    r = client.resource(args.scheme, args.shape, format=fmt, **_params(args))
+def _save(client: Client, r: Resource, args: argparse.Namespace) -> None:
+    """Download `r` to the output path as the command line asks (connections, verification)."""
     client.save(
         r,
         args.output,
@@ -184,6 +183,12 @@ def _fetch(client: Client, args: argparse.Namespace) -> None:
         progress=Bar(sys.stderr),
         verify=not args.no_verify,
     )
+
+
+def _fetch(client: Client, args: argparse.Namespace) -> None:
+    fmt = args.format or FORMATS.get(Path(args.output).suffix, "npy")
+    r = client.resource(args.scheme, args.shape, format=fmt, **_params(args))
+    _save(client, r, args)
     _print(
         args,
         {"path": args.output, "bytes": r.length, "etag": r.etag, "url": r.url},
@@ -198,13 +203,7 @@ def _bundle(client: Client, args: argparse.Namespace) -> None:
     except ValueError as exc:
         raise UsageError(f"{args.manifest} is not JSON: {exc}") from None
     r = client.bundle_resource(manifest)
-    client.save(
-        r,
-        args.output,
-        connections=args.connections,
-        progress=Bar(sys.stderr),
-        verify=not args.no_verify,
-    )
+    _save(client, r, args)
     _print(
         args,
         {

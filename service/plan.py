@@ -66,6 +66,8 @@ class Payload(Protocol):
     @property
     def seed_source(self) -> SeedSource: ...
     @property
+    def strong(self) -> bool: ...  # bit-reproducible: a strong ETag, cheap in any range
+    @property
     def header(self) -> bytes: ...  # the format's header, the payload's first bytes
     @property
     def plans(self) -> tuple[Plan, ...]: ...  # the tensors it holds: itself, or the members

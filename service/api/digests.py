@@ -24,15 +24,11 @@ ENTRIES = 100_000  # ~22 MB when full (16-byte keys, 32-byte digests, the Ordere
 _MEMBER = re.compile(r"\s*([a-z*][a-z0-9_.*-]*)\s*(?:=\s*(-?\d{1,15}))?\s*(?:;.*)?\s*")
 
 
-def strong(payload: Payload) -> bool:
-    return all(p.strong for p in payload.plans)
-
-
 def key(payload: Payload) -> bytes:
     """The ETag and the format; a weak payload (QR kinds, equal to rounding only) also names the
     engines and devices that made it, whose bytes may differ under the same tag."""
     where = ""
-    if not strong(payload):
+    if not payload.strong:
         where = ",".join(sorted({f"{type(p.engine).__name__}@{p.device}" for p in payload.plans}))
     return hashlib.sha256(f"{payload.etag} {payload.format} {where}".encode()).digest()[:16]
 

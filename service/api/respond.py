@@ -71,7 +71,7 @@ async def _respond(payload: Payload, headers: dict[str, str], request: Request) 
     if matched and request.method not in ("GET", "HEAD"):
         raise http.PreconditionFailed
     start, stop, status = (0, 0, 304) if matched else byte_range(payload, request)
-    digest = await _digest(payload, request, s)
+    digest, whole_body = await _digest(payload, request, s)
     if digest is not None:
         headers[REPR_DIGEST] = digests.field(digest)
     if matched:
@@ -83,8 +83,8 @@ async def _respond(payload: Payload, headers: dict[str, str], request: Request) 
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
     whole = start == 0 and stop == payload.content_length
-    if stop - start <= SMALL_BYTES and digests.strong(payload):
-        body = _small(payload, start, stop, s)
+    if stop - start <= SMALL_BYTES and payload.strong:
+        body = whole_body[start:stop] if whole_body is not None else _small(payload, start, stop, s)
         if whole and digest is None:  # the whole of it is at hand: its digest costs ~30 µs
             digest = hashlib.sha256(body).digest()
             s.digests.put(payload, digest)
@@ -105,26 +105,31 @@ async def _respond(payload: Payload, headers: dict[str, str], request: Request) 
     )
 
 
-async def _digest(payload: Payload, request: Request, s: Services) -> bytes | None:
+async def _digest(
+    payload: Payload, request: Request, s: Services
+) -> tuple[bytes | None, bytes | None]:
     """The representation's SHA-256 if known; computed first if the request wants it (RFC 9530
-    §4), in a worker thread under the streams' capacity, as a stream of it would be (small
-    strong payloads inline, as their GET is); None when unknown and not wanted."""
+    §4), in a worker thread under the streams' capacity, as a stream of it would be; None when
+    unknown and not wanted. A small strong payload is made whole inline, as its GET is, and
+    that body comes back too, so the answer is not generated again."""
     known = s.digests.get(payload)
     if known is not None or not digests.wanted(request.headers.getlist("want-repr-digest")):
-        return known
+        return known, None
     block = s.settings.block_elements
-    if payload.content_length <= SMALL_BYTES and digests.strong(payload):
-        computed = digests.compute(payload, block, s.metrics)
-    else:
-        await _acquire(s, request)
-        try:
-            computed = await anyio.to_thread.run_sync(
-                digests.compute, payload, block, s.metrics, limiter=s.capacity.threads
-            )
-        finally:
-            s.capacity.release()
+    if payload.content_length <= SMALL_BYTES and payload.strong:
+        body = _small(payload, 0, payload.content_length, s)
+        computed = hashlib.sha256(body).digest()
+        s.digests.put(payload, computed)
+        return computed, body
+    await _acquire(s, request)
+    try:
+        computed = await anyio.to_thread.run_sync(
+            digests.compute, payload, block, s.metrics, limiter=s.capacity.threads
+        )
+    finally:
+        s.capacity.release()
     s.digests.put(payload, computed)
-    return computed
+    return computed, None
 
 
 async def _acquire(s: Services, request: Request) -> None:

@@ -6,7 +6,6 @@ host aborted, both render the operation list with no failed load."""
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,24 +18,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page, Route
 
 from bench.live import Server, free_port, live_process
 from service.api import app as factory
 from service.api import docs
 from service.config import Settings
+from tests.e2e.browser import chromium
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, as test_playground's
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 OPERATION = "/v1/tensors/{scheme}"
 # the rendered operation list: Swagger UI's operation blocks, ReDoc's operation sections
 PAGES = {
@@ -151,14 +141,10 @@ def test_install_refuses_an_app_with_cdn_docs() -> None:
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (make test installs it where apt-get can)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         # not test_playground's bypass_csp: /redoc's CSP is part of what is tested
         context = browser.new_context(viewport={"width": 1400, "height": 1300})
         yield context.new_page()
-        browser.close()
 
 
 @pytest.fixture(scope="module")

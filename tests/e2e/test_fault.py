@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.cluster import nginx_binary, render
-from bench.live import Server, free_port, live_process, wait_healthy
+from bench.cluster import nginx_binary, nginx_process, render
+from bench.live import Server, free_port, live_process
 
 NGINX = nginx_binary()
 pytestmark = pytest.mark.skipif(
@@ -88,21 +87,12 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
         (tmp_path / "nginx.conf").write_text(
             conf.replace(CACHE_STATUS, f"{CACHE_STATUS}\n            {SERVED_BY}")
         )
-        with (tmp_path / "nginx.err").open("wb") as err:
-            proxy = subprocess.Popen(
-                [NGINX, "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"], stderr=err
-            )
-        try:
-            d.url = f"http://127.0.0.1:{listen}"
-            wait_healthy(d.url, proxy)
+        with (
+            (tmp_path / "nginx.err").open("wb") as err,
+            nginx_process(tmp_path / "nginx.conf", listen, err) as url,
+        ):
+            d.url = url
             yield d
-        finally:
-            proxy.send_signal(signal.SIGQUIT)
-            try:
-                proxy.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proxy.kill()
-                proxy.wait()
 
 
 @dataclass

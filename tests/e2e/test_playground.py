@@ -16,20 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import APIResponse, Browser, Page, Request, Route, sync_playwright
+from playwright.sync_api import APIResponse, Browser, Page, Request, Route
 
 from bench.live import Server
+from tests.e2e.browser import chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # read at import: tests/conftest.py removes every WEIGHTGEN_ variable before each test
 ARTIFACTS = os.environ.get("WEIGHTGEN_ARTIFACTS")
 WIDTHS = [1400, 420]
@@ -63,12 +54,8 @@ new MutationObserver((_, observer) => {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (make test installs it where apt-get can)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(params=WIDTHS, ids=lambda w: f"{w}px")
