@@ -20,7 +20,7 @@ from service.api.stream import generate
 from service.plan import Payload
 
 ALGORITHM = "sha-256"
-ENTRIES = 100_000  # ~22 MB when full (16-byte keys, 32-byte digests, the OrderedDict's links)
+ENTRIES = 100_000  # tens of MB when full: 16-byte keys, 32-byte digests, the OrderedDict's links
 _MEMBER = re.compile(r"\s*([a-z*][a-z0-9_.*-]*)\s*(?:=\s*(-?\d{1,15}))?\s*(?:;.*)?\s*")
 
 
