@@ -20,7 +20,6 @@ from service.engines import Engines
 from service.errors import InvalidRequest, SchemeError, ShapeError
 from service.plan import Limits
 from service.presets.base import Member
-from tests.unit import test_imports
 
 transformers = pytest.importorskip(
     "transformers",
@@ -323,14 +322,3 @@ def test_the_catalogue_cites_lines_of_the_installed_source() -> None:
                 for part in lines.split(", "):
                     first, _, last = part.partition("-")
                     assert 1 <= int(first) <= int(last or first) <= len(text), (r.name, cite)
-
-
-def test_recipes_import_as_presets_do() -> None:
-    """Recipes sit beside presets: schemes and leaves, never engines, plan, bundle or api."""
-    forbidden = test_imports.FORBIDDEN["presets"]
-    paths = sorted((Path(recipes.__file__).parent).glob("*.py"))
-    assert paths
-    for path in paths:
-        names = test_imports.imports(path)
-        bad = [n for n in names for f in forbidden if n == f or n.startswith(f + ".")]
-        assert bad == [], path
