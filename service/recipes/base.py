@@ -23,6 +23,7 @@ from service.presets.base import Member, constant
 from service.schemes import Params, Shape
 
 C = TypeVar("C")
+Law = Literal["normal", "truncated_normal", "uniform", "zeros", "ones", "constant", "tied"]
 FloatDType = Literal["float32", "float16", "bfloat16", "float64"]
 
 
@@ -41,7 +42,7 @@ class Group:
     """One parameter group: which tensors, the law the stack applies, and where it does."""
 
     tensors: str  # the state-dict names, {i} for the layer index
-    law: str  # "normal", "zeros", "ones" or "tied"
+    law: Law
     formula: str
     source: str  # file:line in the stack's source
 
@@ -112,6 +113,21 @@ def normal(name: str, shape: Shape, std: float, zero_rows: tuple[int, ...] = ())
     """torch.nn.init.normal_(mean=0, std), untruncated; `zero_rows` set to zero afterwards."""
     params = Params(mean=0.0, std=float(std))
     return Member(name, shape, "normal", "torch", params, zero_rows=zero_rows)
+
+
+def trunc_normal(name: str, shape: Shape, std: float, a: float, b: float) -> Member:
+    """torch.nn.init.trunc_normal_(mean=0, std, a, b): N(0, std²) restricted to [a, b], bounds
+    absolute (torch's default ±2 is ±100σ at std 0.02), no variance correction."""
+    params = Params(mean=0.0, std=float(std), a=float(a), b=float(b))
+    return Member(name, shape, "truncated_normal", "torch", params)
+
+
+def cutoff_normal(name: str, shape: Shape, std: float, cutoff: float | None) -> Member:
+    """TN(std, ±cutoff·std) as OLMo and OLMo-core write it (`trunc_normal_(std=s, a=-c·s,
+    b=c·s)`); cutoff None: the plain untruncated normal."""
+    if cutoff is None:
+        return normal(name, shape, std)
+    return trunc_normal(name, shape, std, -cutoff * std, cutoff * std)
 
 
 def zeros(name: str, shape: Shape) -> Member:

@@ -92,7 +92,8 @@ REAL: Mapping[str, dict[str, Any]] = {
                  "pad_token_id": None, "bos_token_id": 1100, "eos_token_id": 1100,
                  "model_type": "qwen2"},
 }  # fmt: skip
-CASES = [(r, kind) for r in recipes.RECIPES for kind in ("tiny", "real")]
+HF_CAUSAL = tuple(TINY)  # the transformers causal LMs this file checks; other stacks: their files
+CASES = [(r, kind) for r in HF_CAUSAL for kind in ("tiny", "real")]
 MODEL_TYPE = {"hf.gpt2": "gpt2", "hf.llama": "llama", "hf.mistral": "mistral", "hf.qwen2": "qwen2"}
 
 
@@ -160,7 +161,7 @@ def test_names_and_shapes_are_the_models_state_dict(recipe: str, kind: str) -> N
     assert recipes.count(recipe, given) == len(members)
 
 
-@pytest.mark.parametrize("recipe", list(recipes.RECIPES))
+@pytest.mark.parametrize("recipe", HF_CAUSAL)
 def test_the_stacks_defaults_are_the_recipes(recipe: str) -> None:
     """{} is the stack's default config: GPT-2 124M, Llama-2-7B-like, Mistral-7B, Qwen2-7B."""
     members, ignored = recipes.members(recipe, {})
@@ -247,7 +248,7 @@ def test_ignored_fields_are_those_it_does_not_read(recipe: str, kind: str) -> No
         ("hf.llama", {"num_attention_heads": 6, "num_key_value_heads": 4, "hidden_size": 48},
          ShapeError, "divisible by num_key_value_heads"),
         ("hf.qwen2", {"pad_token_id": 151936}, ShapeError, "must be a row of the vocabulary"),
-        ("hf.bert", {}, SchemeError, "unknown recipe 'hf.bert'; expected one of"),
+        ("hf.gpt3", {}, SchemeError, "unknown recipe 'hf.gpt3'; expected one of"),
     ],
 )  # fmt: skip
 def test_bad_configs_are_refused_naming_the_field(
@@ -261,7 +262,7 @@ def test_bad_configs_are_refused_naming_the_field(
 @pytest.mark.parametrize("layers", [0, 1, 7, 96])
 @pytest.mark.parametrize("bias", [False, True])
 def test_count_is_the_expansion(layers: int, bias: bool) -> None:
-    for recipe in recipes.RECIPES:
+    for recipe in HF_CAUSAL:
         key = "n_layer" if recipe == "hf.gpt2" else "num_hidden_layers"
         config: dict[str, Any] = {key: layers, "tie_word_embeddings": bias}
         if recipe == "hf.llama":
@@ -312,8 +313,8 @@ def test_ties_must_name_an_untied_member_of_the_same_shape(tied: Member, text: s
 
 def test_the_catalogue_cites_lines_of_the_installed_source() -> None:
     root = Path(transformers.__file__).parent.parent
-    for r in recipes.RECIPES.values():
-        assert (r.stack, r.version) == ("transformers", transformers.__version__)
+    for r in (x for x in recipes.RECIPES.values() if x.stack == "transformers"):
+        assert r.version == transformers.__version__
         assert r.groups
         for g in r.groups:
             for cite in g.source.split("; "):
