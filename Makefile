@@ -8,14 +8,24 @@ PORT   ?= 8000
 # or the project's torch range would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: serve test system-tools clean
+.PHONY: serve test stacks system-tools clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(MAKE) --no-print-directory stacks
 	touch $@
+
+# the recipe tests' references that pip cannot take from pyproject.toml: megatron-core's cp311
+# wheel (it declares Python >= 3.12 but runs on 3.11) and mup without its torchvision
+MEGATRON ?= megatron-core==0.19.2
+stacks:
+	rm -rf $(VENV)/wheels
+	$(BIN)/pip download --quiet --no-deps --ignore-requires-python "$(MEGATRON)" -d $(VENV)/wheels
+	$(BIN)/pip install --quiet --no-deps --ignore-requires-python $(VENV)/wheels/megatron_core-*.whl
+	$(BIN)/pip install --quiet --no-deps "mup==1.0.0"
 
 serve: $(BIN)/.installed
 	$(BIN)/python -m service --host $(HOST) --port $(PORT)
