@@ -42,6 +42,7 @@ class BundleSpec:
     dtype: DTypeName = "float32"
     device: Device = "auto"
     ignored_config: tuple[str, ...] = ()  # a recipe's config fields it does not read
+    select: tuple[str, ...] | None = None  # only these members, by name (None: all)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,36 @@ def _ties(spec: BundleSpec) -> dict[str, str]:
     return ties
 
 
+def _few(names: list[str]) -> str:
+    shown = ", ".join(names[:5])
+    return shown + (f" (and {len(names) - 5} more)" if len(names) > 5 else "")
+
+
+def _selected(spec: BundleSpec, ties: dict[str, str]) -> list[Member]:
+    """The members `select` names (all without it), in the bundle's order: each a member of the
+    bundle, once; a tied member only with its source (its bytes and law are the source's)."""
+    if spec.select is None:
+        return list(spec.members)
+    if not spec.select:
+        raise InvalidRequest("select names no member; leave it out for all of them")
+    wanted = Counter(spec.select)
+    twice = sorted(n for n, c in wanted.items() if c > 1)
+    unknown = sorted(set(wanted) - {m.name for m in spec.members})
+    alone = sorted(f"{n} (select {ties[n]} too)" for n in wanted if ties.get(n, n) not in wanted)
+    found = [
+        f"{what}: {_few(names)}"
+        for what, names in (
+            ("given more than once", twice),
+            ("not members of the bundle", unknown),
+            ("tied to a member not selected", alone),
+        )
+        if names
+    ]
+    if found:
+        raise InvalidRequest(f"select names members of the bundle, once each; {'; '.join(found)}")
+    return [m for m in spec.members if m.name in wanted]
+
+
 def _plan(m: Member, spec: BundleSpec, seed: int, limits: Limits, engines: Engines) -> Plan:
     """A member planned as the single-tensor request with its name."""
     return plan(
@@ -188,17 +219,18 @@ def _plan(m: Member, spec: BundleSpec, seed: int, limits: Limits, engines: Engin
 
 
 def plan_bundle(spec: BundleSpec, limits: Limits, engines: Engines) -> BundlePlan:
-    """Plan every member (as its single-tensor request) and lay out the safetensors file; a
-    tied member is laid out as a copy of its source's plan, under its own name."""
+    """Plan every member (as its single-tensor request; only those `select` names, when it is
+    given) and lay out the safetensors file; a tied member is laid out as a copy of its source's
+    plan, under its own name."""
     _check(spec)
     ties = _ties(spec)
+    kept = _selected(spec, ties)
     seed, source = draw_seed(spec.seed)
-    by_name = {
-        m.name: _plan(m, spec, seed, limits, engines) for m in spec.members if m.tied_to is None
-    }
-    for name, target in ties.items():
-        by_name[name] = by_name[target]
-    total = sum(by_name[m.name].nbytes for m in spec.members)
+    by_name = {m.name: _plan(m, spec, seed, limits, engines) for m in kept if m.tied_to is None}
+    for m in kept:
+        if m.tied_to is not None:
+            by_name[m.name] = by_name[m.tied_to]
+    total = sum(by_name[m.name].nbytes for m in kept)
     if total > limits.max_bytes:
         raise LimitExceeded(
             f"the bundle's tensors hold {total} bytes; this service serves at most "

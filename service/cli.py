@@ -5,6 +5,8 @@
     weightgen describe he_normal 3 3 32 64 [--convention keras] [-p factor=2] [--json]
     weightgen fetch he_normal 4096 4096 --seed 1 -o w.safetensors [--connections 4] [--no-verify]
     weightgen bundle manifest.json -o init.safetensors [--no-verify]
+    weightgen checkpoint hf.llama --config config.json --seed 0 [--dtype bfloat16]
+                         [--max-shard-size 5GB] [--connections 4] -o DIR
 
 Exit codes: 0 done; 2 bad usage; 3 the server refused (its problem is printed); 4 the server
 could not be reached; 5 the bytes did not add up (length, ETag, or the file's SHA-256 against
@@ -93,6 +95,22 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
     bundle.add_argument("--no-verify", action="store_true", help=NO_VERIFY)
     _client_options(bundle)
+    checkpoint = commands.add_parser(
+        "checkpoint", help="write a recipe's whole model as save_pretrained does (to a folder)"
+    )
+    checkpoint.add_argument("recipe", help="a recipe (GET /v1/recipes), e.g. hf.llama")
+    checkpoint.add_argument("--config", required=True, help="its config.json (- for stdin)")
+    checkpoint.add_argument("--seed", type=int, help="0 … 2^64-1 (absent: the service picks one)")
+    checkpoint.add_argument("--dtype", help="wins over the config's (default: its, or float32)")
+    checkpoint.add_argument(
+        "--max-shard-size",
+        default="50GB",
+        help="as save_pretrained: 5GB (10^9), 2GiB (2^30) or bytes; default 50GB",
+    )
+    checkpoint.add_argument("-o", "--output", required=True, help="the folder to write")
+    checkpoint.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
+    checkpoint.add_argument("--no-verify", action="store_true", help=NO_VERIFY)
+    _client_options(checkpoint)
     return parser
 
 
@@ -197,12 +215,7 @@ def _fetch(client: Client, args: argparse.Namespace) -> None:
 
 
 def _bundle(client: Client, args: argparse.Namespace) -> None:
-    text = sys.stdin.read() if args.manifest == "-" else Path(args.manifest).read_text()
-    try:
-        manifest = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"{args.manifest} is not JSON: {exc}") from None
-    r = client.bundle_resource(manifest)
+    r = client.bundle_resource(_read_json(args.manifest))
     _save(client, r, args)
     _print(
         args,
@@ -216,11 +229,51 @@ def _bundle(client: Client, args: argparse.Namespace) -> None:
     )
 
 
+def _read_json(name: str) -> Any:
+    text = sys.stdin.read() if name == "-" else Path(name).read_text()
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{name} is not JSON: {exc}") from None
+
+
+def _checkpoint(client: Client, args: argparse.Namespace) -> None:
+    from service.client import checkpoint
+
+    config = _read_json(args.config)
+    if not isinstance(config, dict):
+        raise UsageError(f"{args.config} must hold a JSON object (a config.json)")
+    body: dict[str, Any] = {"recipe": args.recipe, "config": config}
+    body |= {k: getattr(args, k) for k in ("seed", "dtype") if getattr(args, k) is not None}
+    try:
+        checkpoint.parse_size(args.max_shard_size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    w = checkpoint.write(
+        client,
+        body,
+        args.output,
+        max_shard_size=args.max_shard_size,
+        connections=args.connections,
+        progress=Bar(sys.stderr),
+        verify=not args.no_verify,
+    )
+    kept = len(w.shards) - len(w.fetched)
+    _print(
+        args,
+        {"path": str(w.directory), "seed": w.seed, "bytes": w.bytes,
+         "shards": [s.filename for s in w.shards], "fetched": list(w.fetched)},
+        f"{w.directory}: {len(w.shards)} shard(s), {w.bytes} bytes, seed {w.seed}"
+        + (f" ({kept} already there, verified)" if kept else ""),
+    )  # fmt: skip
+
+
 _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], None]] = {
     "schemes": _schemes,
     "describe": _describe,
     "fetch": _fetch,
     "bundle": _bundle,
+    "checkpoint": _checkpoint,
 }
 
 

@@ -138,6 +138,11 @@ class BundleRequest(BaseModel):
         description="the recipe's architecture config (a config.json); fields the recipe does "
         "not read are listed in describe's ignored_config",
     )
+    select: Annotated[list[Name], Field(min_length=1, max_length=MAX_TENSORS)] | None = Field(
+        None,
+        description="only these members, by name, in the bundle's order (a checkpoint's shard); "
+        "a tied member needs its source selected too",
+    )
 
     @model_validator(mode="after")
     def _recipe_config(self) -> BundleRequest:
@@ -182,12 +187,13 @@ class BundleRequest(BaseModel):
         members = [t.to_member(self.convention) for t in self.tensors]
         for layer in self.layers:
             members += layer.to_members()
+        select = None if self.select is None else tuple(self.select)
         if recipe is None or configured is None:
-            return BundleSpec(tuple(members), self.seed, self.dtype, self.device)
+            return BundleSpec(tuple(members), self.seed, self.dtype, self.device, select=select)
         members += recipe.expand(configured.config)
         given = "dtype" in self.model_fields_set or configured.dtype is None
         dtype = self.dtype if given else configured.dtype or self.dtype
-        return BundleSpec(tuple(members), self.seed, dtype, self.device, configured.ignored)
+        return BundleSpec(tuple(members), self.seed, dtype, self.device, configured.ignored, select)
 
 
 Number = int | float

@@ -108,6 +108,15 @@ class Client:
         data: dict[str, Any] = self._send("GET", "/v1/schemes").json()
         return data
 
+    def recipe(self, name: str) -> dict[str, Any]:
+        """A recipe's catalogue entry (GET /v1/recipes): its stack, model, config fields, laws."""
+        found: list[dict[str, Any]] = self._send("GET", "/v1/recipes").json()["recipes"]
+        for r in found:
+            if r["name"] == name:
+                return r
+        known = ", ".join(r["name"] for r in found)
+        raise ClientError(f"unknown recipe {name!r}; the service has {known}")
+
     def describe(self, scheme: str, shape: Sequence[int], **params: Any) -> dict[str, Any]:
         """The plan of a tensor (fans, std, limit, …), its GET URL, length and ETag."""
         data: dict[str, Any] = self._send(
@@ -159,9 +168,23 @@ class Client:
         """Write a resource to `path` through a temporary `.part` file, renamed only when whole
         and (with `verify`) its SHA-256 is the server's Repr-Digest; on any failure the `.part`
         is removed, so wrong bytes never lie under `path`."""
+        self.download(r, path, connections=connections, progress=progress, verify=verify)
+        return Path(path)
+
+    def download(
+        self,
+        r: Resource,
+        path: str | Path,
+        *,
+        connections: int = 1,
+        progress: Progress | None = None,
+        verify: bool = True,
+    ) -> bytes | None:
+        """`save`, returning the SHA-256 of the file as checked against the server's digest
+        (None when not verified, or when the server gave no digest)."""
         path = Path(path)
         part = path.with_name(path.name + ".part")
-        seen = Seen()
+        seen, digest = Seen(), None
         try:
             with part.open("wb") as f:
                 f.truncate(r.length)
@@ -170,12 +193,14 @@ class Client:
                     with mmap.mmap(f.fileno(), r.length) as mm:
                         self._into(r, memoryview(mm), connections, progress, seen)
             if verify:  # the file as written, read back: what the caller will load
-                check(r.url, seen.digest or self.repr_digest(r), file_sha256(part))
+                expected, digest = seen.digest or self.repr_digest(r), file_sha256(part)
+                check(r.url, expected, digest)
+                digest = digest if expected is not None else None
         except BaseException:
             part.unlink(missing_ok=True)
             raise
         part.replace(path)
-        return path
+        return digest
 
     def repr_digest(self, r: Resource) -> bytes | None:
         """The server's SHA-256 of the resource (HEAD with Want-Repr-Digest: it computes it if

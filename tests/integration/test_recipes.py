@@ -235,3 +235,46 @@ def test_the_recipe_catalogue(client: TestClient) -> None:
     assert (llama["hidden_size"], llama["num_key_value_heads"], llama["vocab_size"]) == (
         4096, None, 32000)  # fmt: skip
     assert json.dumps(out)  # plain JSON
+
+
+def test_select_sends_only_the_named_members_with_the_same_bytes(client: TestClient) -> None:
+    """A checkpoint's shard: the members `select` names, in the bundle's order, each with the
+    bytes it has in the whole bundle; the URL keeps the selection."""
+    config = config_of("hf.gpt2", "real")  # tied lm_head
+    whole_d = describe(client, {"seed": 5, "recipe": "hf.gpt2", "config": config})
+    whole = client.get(whole_d["url"]).content
+    names = [t["name"] for t in whole_d["tensors"]]
+    chosen = [names[7], names[2], "lm_head.weight", "transformer.wte.weight"]
+    body = {"seed": 5, "recipe": "hf.gpt2", "config": config, "select": chosen}
+    part_d = describe(client, body)
+    assert [t["name"] for t in part_d["tensors"]] == [n for n in names if n in chosen]
+    part = client.get(part_d["url"]).content
+    assert part == client.post("/v1/bundles", json=body).content
+    assert len(part) == part_d["content_length"]
+    assert set(safetensors.torch.load(part)) == set(chosen)
+    for name in chosen:
+        assert member_bytes(part, name) == member_bytes(whole, name), name
+    assert part_d["etag"] != whole_d["etag"]
+    tied = next(t for t in part_d["tensors"] if t["name"] == "lm_head.weight")
+    assert tied["tied_to"] == "transformer.wte.weight"
+
+
+@pytest.mark.parametrize(
+    ("select", "text"),
+    [
+        ([], "at least 1 item"),
+        (["transformer.wte.weight", "transformer.wte.weight"], "given more than once: "
+         "transformer.wte.weight"),
+        (["transformer.wte.weight", "nope", "nada"], "not members of the bundle: nada, nope"),
+        (["lm_head.weight"], "tied to a member not selected: lm_head.weight (select "
+         "transformer.wte.weight too)"),
+        (["bad name"], "select/0: String should match pattern"),
+    ],
+)  # fmt: skip
+def test_a_bad_select_is_a_problem(client: TestClient, select: list[str], text: str) -> None:
+    body = {"recipe": "hf.gpt2", "config": config_of("hf.gpt2", "tiny") | {
+        "tie_word_embeddings": True}, "select": select}  # fmt: skip
+    r = client.post("/v1/bundles/describe", json=body)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert text in r.text

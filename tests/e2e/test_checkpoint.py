@@ -1,0 +1,174 @@
+"""`weightgen checkpoint` against a live server: the folder `save_pretrained` would write, loaded
+by `from_pretrained` with nothing missing, unexpected, mismatched or newly initialized; shards
+split as huggingface_hub splits them; a rerun keeps verified shards and refetches a damaged
+one."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.live import Server
+from service.client import Client
+from service.client import checkpoint as ckpt
+from tests.e2e.test_client import cli
+
+transformers = pytest.importorskip(
+    "transformers",
+    reason="transformers is not installed: pip install transformers==5.24.0 -c <torch pin>",
+)
+from huggingface_hub import split_torch_state_dict_into_shards  # noqa: E402
+import safetensors.torch  # noqa: E402
+import torch  # noqa: E402
+
+LLAMA = {"model_type": "llama", "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 160,
+         "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+         "tie_word_embeddings": True, "rope_theta": 10000.0, "dtype": "bfloat16"}  # fmt: skip
+GPT2 = {"model_type": "gpt2", "vocab_size": 500, "n_positions": 64, "n_embd": 32, "n_layer": 2,
+        "n_head": 4}  # fmt: skip
+
+
+def load(directory: Path) -> tuple[Any, dict[str, list[Any]], list[str]]:
+    """from_pretrained(directory) with its loading info and what transformers logged."""
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("transformers.modeling_utils")
+    handler = Keep(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        model, info = transformers.AutoModelForCausalLM.from_pretrained(
+            directory, output_loading_info=True
+        )
+    finally:
+        logger.removeHandler(handler)
+    return model, info, records
+
+
+def whole_bundle(server: Server, body: dict[str, Any]) -> dict[str, torch.Tensor]:
+    with Client(server.url) as c:
+        return dict(safetensors.torch.load(c.fetch(c.bundle_resource(body))))
+
+
+@pytest.mark.parametrize(("config", "shard"), [(LLAMA, "50GB"), (LLAMA, "100KB"), (GPT2, "60KB")])
+def test_a_checkpoint_loads_with_from_pretrained_as_save_pretrained_wrote_it(
+    server: Server, tmp_path: Path, config: dict[str, Any], shard: str
+) -> None:
+    recipe = f"hf.{config['model_type']}"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "ckpt"
+    code, text, err = cli("checkpoint", recipe, "--config", str(tmp_path / "config.json"),
+                          "--seed", "4", "--max-shard-size", shard, "-o", str(out),
+                          "--url", server.url)  # fmt: skip
+    assert (code, err) == (0, ""), err
+    assert "seed 4" in text
+    model, info, logged = load(out)
+    assert {k: v for k, v in info.items() if v} == {}, info
+    assert not [m for m in logged if "newly initialized" in m], logged
+    dtype = torch.bfloat16 if config.get("dtype") == "bfloat16" else torch.float32
+    assert {p.dtype for p in model.parameters()} == {dtype}
+    # the values are the bundle's (tied copies included), and the files hold exactly the keys
+    # save_pretrained writes for the same model
+    bundle = whole_bundle(server, {"recipe": recipe, "config": config, "seed": 4})
+    state = model.state_dict()
+    assert set(state) == set(bundle)
+    for name, tensor in state.items():
+        assert torch.equal(tensor, bundle[name]), name
+    theirs = tmp_path / "theirs"
+    model.save_pretrained(theirs, max_shard_size=shard)
+    files = sorted(p.name for p in out.glob("*.safetensors"))
+    assert files == sorted(p.name for p in theirs.glob("*.safetensors"))
+    assert keys(out) == keys(theirs)
+    if len(files) > 1:
+        ours_index = json.loads((out / ckpt.INDEX).read_text())
+        their_index = json.loads((theirs / ckpt.INDEX).read_text())
+        assert set(ours_index["weight_map"]) == set(their_index["weight_map"])
+        assert ours_index["metadata"] == their_index["metadata"]
+    else:
+        assert not (out / ckpt.INDEX).exists()
+
+
+def keys(directory: Path) -> set[str]:
+    out: set[str] = set()
+    for path in directory.glob("*.safetensors"):
+        with safetensors.safe_open(str(path), "pt") as f:
+            out |= set(f.keys())
+            assert f.metadata()["format"] == "pt"
+    return out
+
+
+def test_a_rerun_keeps_verified_shards_and_refetches_a_damaged_one(
+    server: Server, tmp_path: Path
+) -> None:
+    body = {"recipe": "hf.llama", "config": LLAMA, "seed": 9}
+    out = tmp_path / "ckpt"
+    with Client(server.url) as c:
+        first = ckpt.write(c, body, out, max_shard_size="100KB")
+        assert len(first.shards) > 2
+        assert first.fetched == tuple(s.filename for s in first.shards)
+        before = {s.filename: (out / s.filename).read_bytes() for s in first.shards}
+        again = ckpt.write(c, body, out, max_shard_size="100KB")
+        assert again.fetched == ()
+        damaged, gone = first.shards[1].filename, first.shards[2].filename
+        data = bytearray(before[damaged])
+        data[-1] ^= 1
+        (out / damaged).write_bytes(bytes(data))
+        (out / gone).unlink()
+        third = ckpt.write(c, body, out, max_shard_size="100KB")
+        assert sorted(third.fetched) == sorted([damaged, gone])
+        assert {s.filename: (out / s.filename).read_bytes() for s in first.shards} == before
+        fewer = ckpt.write(c, body, out, max_shard_size="50GB")  # old shards are removed
+    assert sorted(p.name for p in out.glob("*.safetensors")) == [ckpt.SINGLE]
+    assert fewer.fetched == (ckpt.SINGLE,)
+    assert not (out / ckpt.INDEX).exists()
+    assert not list(out.glob("*.part"))
+
+
+def test_shards_split_as_huggingface_hub_splits_a_state_dict() -> None:
+    """The split against huggingface_hub's own, on meta tensors of the same sizes."""
+    sizes = [("a", 40), ("b", 70), ("c", 10), ("d", 200), ("e", 30), ("f", 30), ("g", 45)]
+    tensors = [{"name": n, "shape": [s], "dtype": "float32", "tied_to": None} for n, s in sizes]
+    tensors.append({"name": "h", "shape": [40], "dtype": "float32", "tied_to": "a"})
+    for limit in (1, 160, 400, 10_000):
+        ours = ckpt.shards(tensors, limit)
+        state = {n: torch.empty(s, device="meta") for n, s in sizes}
+        theirs = split_torch_state_dict_into_shards(
+            state, filename_pattern="model{suffix}.safetensors", max_shard_size=limit
+        )
+        assert {s.filename: list(s.names) for s in ours} == theirs.filename_to_tensors
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("5GB", 5 * 10**9), ("500MB", 5 * 10**8), ("2GiB", 2 * 2**30), ("1.5KB", 1500),
+     ("123", 123), (" 7 kb ", 7000)],
+)  # fmt: skip
+def test_shard_sizes_read_as_transformers_reads_them(text: str, size: int) -> None:
+    assert ckpt.parse_size(text) == size
+
+
+def test_cli_checkpoint_refusals(server: Server, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"num_hidden_layers": -1}))
+    code, _, err = cli("checkpoint", "hf.llama", "--config", str(config), "-o",
+                       str(tmp_path / "x"), "--url", server.url)  # fmt: skip
+    assert code == 3
+    assert "num_hidden_layers >= 0" in err
+    config.write_text("[]")
+    code, _, err = cli("checkpoint", "hf.llama", "--config", str(config), "-o",
+                       str(tmp_path / "x"), "--url", server.url)  # fmt: skip
+    assert code == 2
+    assert "must hold a JSON object (a config.json)" in err
+    config.write_text("{}")
+    code, _, err = cli("checkpoint", "hf.llama", "--config", str(config), "--max-shard-size",
+                       "5 parsecs", "-o", str(tmp_path / "x"), "--url", server.url)  # fmt: skip
+    assert code == 2
+    assert "is not a size" in err
+    assert not (tmp_path / "x").exists()
