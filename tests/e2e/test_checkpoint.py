@@ -21,9 +21,9 @@ transformers = pytest.importorskip(
     "transformers",
     reason="transformers is not installed: pip install transformers==5.24.0 -c <torch pin>",
 )
-from huggingface_hub import split_torch_state_dict_into_shards  # noqa: E402
 import safetensors.torch  # noqa: E402
 import torch  # noqa: E402
+from huggingface_hub import split_torch_state_dict_into_shards  # noqa: E402
 
 LLAMA = {"model_type": "llama", "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 160,
          "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
