@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import mmap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import ClientError, IntegrityError, ProblemError, UnreachableError
-from .ranges import Resource, part_headers, part_start, same_etag, split
+from .ranges import FileSink, Resource, Sink, part_headers, part_start, same_etag, split
 from .retry import RETRY_STATUSES, Retry, delay
 from .verify import WANT, Seen, check, file_sha256, parse
 
@@ -188,10 +187,7 @@ class Client:
         try:
             with part.open("wb") as f:
                 f.truncate(r.length)
-            with part.open("r+b") as f:
-                if r.length:
-                    with mmap.mmap(f.fileno(), r.length) as mm:
-                        self._into(r, memoryview(mm), connections, progress, seen)
+                self._into(r, FileSink(f.fileno()), connections, progress, seen)
             if verify:  # the file as written, read back: what the caller will load
                 expected, digest = seen.digest or self.repr_digest(r), file_sha256(part)
                 check(r.url, expected, digest)
@@ -212,7 +208,7 @@ class Client:
     def _into(
         self,
         r: Resource,
-        out: memoryview,
+        out: Sink,
         connections: int,
         progress: Progress | None,
         seen: Seen,
@@ -238,7 +234,7 @@ class Client:
         self,
         r: Resource,
         part: tuple[int, int],
-        out: memoryview,
+        out: Sink,
         advance: Callable[[int], None],
         seen: Seen,
     ) -> None:
@@ -259,7 +255,7 @@ class Client:
                     seen.add(response)
                     for chunk in response.iter_raw():
                         n = min(len(chunk), stop - at)
-                        out[at : at + n] = chunk[:n]
+                        out[at : at + n] = memoryview(chunk)[:n]
                         at += n
                         advance(n)
                         if at >= stop:
