@@ -6,7 +6,7 @@
     weightgen fetch he_normal 4096 4096 --seed 1 -o w.safetensors [--connections 4] [--no-verify]
     weightgen bundle manifest.json -o init.safetensors [--no-verify]
     weightgen checkpoint hf.llama --config config.json --seed 0 [--dtype bfloat16]
-                         [--max-shard-size 5GB] [--connections 4] -o DIR
+                         [--max-shard-size 5GB] [--layout hf|dcp] [--connections 4] -o DIR
 
 Exit codes: 0 done; 2 bad usage; 3 the server refused (its problem is printed); 4 the server
 could not be reached; 5 the bytes did not add up (length, ETag, or the file's SHA-256 against
@@ -106,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
         "--max-shard-size",
         default="50GB",
         help="as save_pretrained: 5GB (10^9), 2GiB (2^30) or bytes; default 50GB",
+    )
+    checkpoint.add_argument(
+        "--layout",
+        choices=["hf", "dcp"],
+        default="hf",
+        help="hf: as save_pretrained (default); dcp: a torch.distributed.checkpoint directory "
+        "(torchtitan, OLMo-core; needs torch)",
     )
     checkpoint.add_argument("-o", "--output", required=True, help="the folder to write")
     checkpoint.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
@@ -249,6 +256,16 @@ def _checkpoint(client: Client, args: argparse.Namespace) -> None:
         checkpoint.parse_size(args.max_shard_size)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.layout == "dcp":
+        from service.client import dcp
+
+        seed, total = dcp.write(
+            client, body, args.output, connections=args.connections, progress=Bar(sys.stderr)
+        )
+        data = {"path": args.output, "seed": seed, "bytes": total, "layout": "dcp"}
+        _print(args, data, f"{args.output}: torch.distributed.checkpoint, {total} bytes of "
+               f"tensors, seed {seed}")  # fmt: skip
+        return
     w = checkpoint.write(
         client,
         body,

@@ -16,7 +16,6 @@ raises typed errors that carry the server's problem details.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import time
@@ -29,6 +28,8 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from .aio import AsyncClient
+from .bodies import tensor_body
 from .errors import ClientError, IntegrityError, ProblemError, UnreachableError
 from .ranges import FileSink, Resource, Sink, part_headers, part_start, same_etag, split
 from .retry import RETRY_STATUSES, Retry, delay
@@ -52,14 +53,6 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
-
-
-def tensor_body(scheme: str, shape: Sequence[int], params: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "scheme": scheme,
-        "shape": list(shape),
-        **{k: v for k, v in params.items() if v is not None},
-    }
 
 
 class Client:
@@ -149,11 +142,27 @@ class Client:
     ) -> bytes:
         """All bytes of a resource, in parallel ranges when `connections` > 1; with `verify`,
         checked against the server's Repr-Digest (IntegrityError if they differ)."""
-        out, seen = bytearray(r.length), Seen()
-        self._into(r, memoryview(out), connections, progress, seen)
+        out = bytearray(r.length)
+        self.fetch_into(r, memoryview(out), connections=connections, progress=progress,
+                        verify=verify)  # fmt: skip
+        return bytes(out)
+
+    def fetch_into(
+        self,
+        r: Resource,
+        out: memoryview,
+        *,
+        connections: int = 1,
+        progress: Progress | None = None,
+        verify: bool = True,
+    ) -> None:
+        """`fetch` into a buffer of the resource's length (no copy)."""
+        if len(out) != r.length:
+            raise ValueError(f"a buffer of {len(out)} bytes for a resource of {r.length}")
+        seen = Seen()
+        self._into(r, out, connections, progress, seen)
         if verify:
             check(r.url, seen.digest or self.repr_digest(r), hashlib.sha256(out).digest())
-        return bytes(out)
 
     def save(
         self,
@@ -301,98 +310,3 @@ class Client:
 
         data = self.fetch(self.bundle_resource(manifest), connections=connections)
         return dict(safetensors.torch.load(data))
-
-
-class AsyncClient:
-    """The asynchronous twin of `Client` (describe, fetch; parallel ranges with gather)."""
-
-    def __init__(
-        self,
-        base_url: str = "http://127.0.0.1:8000",
-        *,
-        api_key: str | None = None,
-        timeout: float = 60.0,
-        retries: int = 4,
-        backoff: float = 0.25,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.AsyncClient(
-            base_url=base_url, headers=headers, timeout=timeout, transport=transport
-        )
-        self._policy = Retry(retries, backoff, base_url)
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.http.aclose()
-
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self._policy.retries + 1):
-            try:
-                response = await self.http.request(method, url, **kwargs)
-                outcome = self._policy.settle(attempt, response)
-            except httpx.TransportError as exc:
-                outcome = self._policy.settle(attempt, exc)
-            if isinstance(outcome, httpx.Response):
-                return outcome
-            await asyncio.sleep(outcome)
-        raise AssertionError("unreachable")  # settle() returns or raises on the last attempt
-
-    async def describe(self, scheme: str, shape: Sequence[int], **params: Any) -> dict[str, Any]:
-        response = await self._send(
-            "POST", "/v1/tensors/describe", json=tensor_body(scheme, shape, params)
-        )
-        data: dict[str, Any] = response.json()
-        return data
-
-    async def resource(self, scheme: str, shape: Sequence[int], **params: Any) -> Resource:
-        d = await self.describe(scheme, shape, **params)
-        return Resource(d["url"], d["content_length"], d["etag"], d)
-
-    async def fetch(self, r: Resource, *, connections: int = 1, verify: bool = True) -> bytes:
-        """All bytes of a resource, checked as `Client.fetch` checks them."""
-        out, seen = bytearray(r.length), Seen()
-        parts = split(r.length, connections)
-        await asyncio.gather(*(self._range(r, a, b, out, seen) for a, b in parts))
-        if verify:
-            expected = seen.digest or await self.repr_digest(r)
-            check(r.url, expected, hashlib.sha256(out).digest())
-        return bytes(out)
-
-    async def repr_digest(self, r: Resource) -> bytes | None:
-        response = await self._send("HEAD", r.url, headers=WANT)
-        same_etag(response, r)
-        return parse(response.headers.get("repr-digest"))
-
-    async def _range(self, r: Resource, start: int, stop: int, out: bytearray, seen: Seen) -> None:
-        at, attempt = start, 0
-        while at < stop:
-            headers = part_headers(r, at, stop)
-            try:
-                async with self.http.stream("GET", r.url, headers=headers) as response:
-                    if response.status_code >= 400:
-                        await response.aread()  # a problem body, read for settle()
-                    wait = self._policy.settle(attempt, response)
-                    if not isinstance(wait, httpx.Response):
-                        await asyncio.sleep(wait)
-                        attempt += 1
-                        continue
-                    at = part_start(response, r, at)
-                    seen.add(response)
-                    async for chunk in response.aiter_raw():
-                        n = min(len(chunk), stop - at)
-                        out[at : at + n] = chunk[:n]
-                        at += n
-                        if at >= stop:
-                            break
-            except httpx.TransportError as exc:
-                if attempt >= self._policy.retries:
-                    raise UnreachableError(
-                        f"download of {r.url} failed at byte {at}: {exc}"
-                    ) from exc
-                await asyncio.sleep(delay(attempt, self._policy.backoff, None))
-                attempt += 1
-        if at != stop:
-            raise IntegrityError(f"received up to byte {at} of {stop}")

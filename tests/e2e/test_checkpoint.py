@@ -172,3 +172,38 @@ def test_cli_checkpoint_refusals(server: Server, tmp_path: Path) -> None:
     assert code == 2
     assert "is not a size" in err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.filterwarnings(
+    "ignore:torch.distributed is disabled, unavailable or uninitialized:UserWarning"
+)  # what dcp.save and dcp.load say in one process, as here
+def test_a_dcp_checkpoint_loads_with_torch_distributed_checkpoint(
+    server: Server, tmp_path: Path
+) -> None:
+    """--layout dcp: what dcp.save writes for the same state dict (metadata, one chunk per
+    tensor), read back by dcp.load into the real model: the bundle's values, tied copies too."""
+    from torch.distributed.checkpoint import state_dict_loader, state_dict_saver
+    from torch.distributed.checkpoint.filesystem import FileSystemReader
+
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA))
+    out = tmp_path / "dcp"
+    code, text, err = cli("checkpoint", "hf.llama", "--config", str(tmp_path / "config.json"),
+                          "--seed", "3", "--layout", "dcp", "-o", str(out),
+                          "--url", server.url)  # fmt: skip
+    assert (code, err) == (0, ""), err
+    assert "seed 3" in text
+    bundle = whole_bundle(server, {"recipe": "hf.llama", "config": LLAMA, "seed": 3})
+    hf = transformers.AutoConfig.for_model(**LLAMA)
+    model = transformers.AutoModelForCausalLM.from_config(hf, dtype=torch.bfloat16)
+    state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    state_dict_loader.load(state, checkpoint_id=out, no_dist=True)
+    assert set(state) == set(bundle)
+    for name, tensor in state.items():
+        assert torch.equal(tensor, bundle[name]), name
+    theirs = tmp_path / "theirs"
+    state_dict_saver.save(bundle, checkpoint_id=theirs, no_dist=True)
+    ours_meta, their_meta = (FileSystemReader(p).read_metadata() for p in (out, theirs))
+    assert ours_meta.state_dict_metadata == their_meta.state_dict_metadata
+    assert set(ours_meta.storage_data) == set(their_meta.storage_data)
+    assert ours_meta.planner_data == their_meta.planner_data
+    assert ours_meta.version == their_meta.version
