@@ -13,7 +13,7 @@ embedding itself (`_tied_weights_keys`). Sources cited per group (file:line, tra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from service.arguments import arg
 from service.errors import ShapeError
@@ -26,6 +26,16 @@ UTILS = "transformers/modeling_utils.py"
 GPT2 = "transformers/models/gpt2/modeling_gpt2.py"
 SIGMA = "σ = initializer_range, or 0.02 where it is 0"
 INIT_RANGE = "std of the normal init (σ); 0 means 0.02 in PreTrainedModel._init_weights"
+
+
+# ACT2FN's entries (transformers/activations.py) whose module holds no tensor: `prelu` and
+# `xielu` carry parameters of their own that _init_weights does not touch, so they are refused
+Activation = Literal[
+    "gelu", "gelu_10", "gelu_accurate", "gelu_fast", "gelu_new", "gelu_python",
+    "gelu_python_tanh", "gelu_pytorch_tanh", "hardswish", "laplace", "leaky_relu", "linear",
+    "mish", "quick_gelu", "relu", "relu2", "relu6", "sigmoid", "silu", "sqrtsoftplus", "swish",
+    "tanh",
+]  # fmt: skip
 
 
 def _sigma(initializer_range: float) -> float:
@@ -55,6 +65,8 @@ class GPT2Config:
     n_inner: int | None = arg("inner size of the MLP; null: 4·n_embd", None, ge=1, le=MAX_DIM)
     initializer_range: float = arg(INIT_RANGE + " (Conv1D: used as given)", 0.02, ge=0.0)
     tie_word_embeddings: bool = arg("lm_head.weight is transformer.wte.weight", True)
+    activation_function: Activation = arg("activation of the MLP (no tensor of its own)",
+                                          "gelu_new")  # fmt: skip
     add_cross_attention: bool = arg("cross-attention blocks (not in this recipe)", False)
 
 
@@ -142,6 +154,7 @@ class DecoderConfig:
         "row of embed_tokens left zero (its padding_idx)", None, ge=-MAX_DIM, le=MAX_DIM
     )
     tie_word_embeddings: bool = arg("lm_head.weight is model.embed_tokens.weight", False)
+    hidden_act: Activation = arg("activation of the MLP (no tensor of its own)", "silu")
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,10 @@ def test_ignored_fields_are_those_it_does_not_read(recipe: str, kind: str) -> No
         ("hf.llama", {"tie_word_embeddings": 1}, SchemeError, "must be true or false"),
         ("hf.gpt2", {"n_embd": 10, "n_head": 3}, ShapeError, "divisible by n_head"),
         ("hf.gpt2", {"add_cross_attention": True}, ShapeError, "cross-attention"),
+        # prelu holds a weight of its own (transformers/activations.py), which the recipe lacks
+        ("hf.llama", {"hidden_act": "prelu"}, SchemeError,
+         "unknown hf.llama config argument hidden_act 'prelu'; expected one of gelu"),
+        ("hf.gpt2", {"activation_function": "xielu"}, SchemeError, "activation_function 'xielu'"),
         ("hf.llama", {"num_attention_heads": 6, "num_key_value_heads": 4, "hidden_size": 48},
          ShapeError, "divisible by num_key_value_heads"),
         ("hf.qwen2", {"pad_token_id": 151936}, ShapeError, "must be a row of the vocabulary"),
