@@ -19,7 +19,7 @@ from service import recipes
 from service.api import create_app
 from service.config import Settings
 from service.presets.base import Member
-from service.recipes import hf_encoders
+from service.recipes import hf, hf_encoders
 from tests.integration.test_bundles import member_bytes
 from tests.integration.test_recipes import check_law
 
@@ -260,7 +260,7 @@ def test_activations_are_the_parameter_free_entries_of_act2fn() -> None:
     from transformers.activations import ACT2FN
 
     free = sorted(k for k in ACT2FN if not list(ACT2FN[k].state_dict()))
-    assert sorted(get_args(hf_encoders.Activation)) == free
+    assert sorted(get_args(hf.Activation)) == free
     assert {"prelu", "xielu"} <= set(ACT2FN) - set(free)
     assert sorted(get_args(hf_encoders.FeedForward)) == sorted(free + [f"gated-{a}" for a in free])
 
