@@ -104,6 +104,7 @@ def recipe_catalogue() -> dict[str, Any]:
                 "model_type": r.model_type,
                 "config": r.fields(),
                 "groups": [g.describe() for g in r.groups],
+                "dcp_prefix": r.dcp_prefix,
             }
             for r in recipes.RECIPES.values()
         ]

@@ -10,7 +10,8 @@ pickled `Metadata` (`TensorStorageMetadata` of one whole chunk per tensor, `_Sto
 version `CURRENT_DCP_VERSION`) to `.metadata`, through a temporary name. Tied tensors are
 written under each name (a DCP load asks for every key of the model's state dict). Each tensor
 is fetched as a bundle of its own (`select`), so it is verified against the server's
-Repr-Digest; memory: the largest tensor.
+Repr-Digest; memory: the largest tensor. Keys carry the recipe's `dcp_prefix` (OLMo-core's
+checkpoints hold the model under `model.`; torchtitan's at the top).
 
 Needs torch (imported here, not by the rest of the client).
 """
@@ -70,6 +71,7 @@ def write(
     """The recipe bundle `body` as a DCP directory; (seed, bytes of tensor data)."""
     whole = client.describe_bundle(body)
     body = {**body, "seed": int(whole["seed"])}
+    prefix = str(client.recipe(str(body["recipe"])).get("dcp_prefix", ""))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     total = sum(t["data_offsets"][1] - t["data_offsets"][0] for t in whole["tensors"])
@@ -78,7 +80,7 @@ def write(
     done = 0
     with (directory / DATA).open("wb") as stream:
         for t in whole["tensors"]:
-            name, source = t["name"], t.get("tied_to") or t["name"]
+            name, source = prefix + t["name"], t.get("tied_to") or t["name"]
             tensor = _tensor(client, body, source, connections)
             at = stream.tell()
             torch.save(tensor, stream)

@@ -79,6 +79,9 @@ class Recipe(Generic[C]):
     expand: Callable[[C], list[Member]] = field(repr=False)
     count: Callable[[C], int] = field(repr=False)
     groups: tuple[Group, ...] = ()
+    # where the stack's own DCP checkpoints keep the model's keys: OLMo-core saves
+    # {"model": state_dict} ("model.<name>"), torchtitan flattens them to the top ("<name>")
+    dcp_prefix: str = ""
 
     def configure(self, given: Mapping[str, object]) -> Configured[C]:
         """`given` (a config.json) checked against the declared fields; others are ignored."""

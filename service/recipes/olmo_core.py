@@ -259,5 +259,7 @@ ROWS: tuple[Recipe[Any], ...] = (
         transformer,
         _count,
         GROUPS,
+        # distributed/checkpoint/__init__.py:716: {"model": get_model_state_dict(model)}
+        dcp_prefix="model.",
     ),
 )

@@ -207,3 +207,46 @@ def test_a_dcp_checkpoint_loads_with_torch_distributed_checkpoint(
     assert set(ours_meta.storage_data) == set(their_meta.storage_data)
     assert ours_meta.planner_data == their_meta.planner_data
     assert ours_meta.version == their_meta.version
+
+
+@pytest.mark.filterwarnings(
+    "ignore:torch.distributed is disabled, unavailable or uninitialized:UserWarning"
+)
+@pytest.mark.parametrize("stack", ["torchtitan", "olmo_core"])
+def test_a_dcp_checkpoint_is_what_the_torch_distributed_stacks_load(
+    server: Server, tmp_path: Path, stack: str
+) -> None:
+    """Each stack's own loader takes the directory: torchtitan's checkpointer (its ModelWrapper
+    around `dcp.load`, which fuses q/k/v again) and OLMo-core's `load_model_and_optim_state`
+    (keys under `model.`). Every parameter is then the bundle's."""
+    from torch.distributed.checkpoint import state_dict_loader
+
+    if stack == "torchtitan":
+        titan = pytest.importorskip("tests.unit.test_recipes_torchtitan")
+        from torchtitan.components.checkpointer.base import ModelWrapper
+
+        recipe, config = "torchtitan.llama3", titan.SMALL["untied"]
+        model = titan.model_config(config).build()
+    else:
+        olmo = pytest.importorskip("tests.unit.test_recipes_olmo_core")
+        from olmo_core.distributed.checkpoint import load_model_and_optim_state
+
+        recipe, config = "olmo_core", olmo.CONFIGS["llama"]
+        model = olmo.olmo_config(config).build(init_device="cpu")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "dcp"
+    code, _, err = cli("checkpoint", recipe, "--config", str(tmp_path / "config.json"), "--seed",
+                       "8", "--layout", "dcp", "-o", str(out), "--url", server.url)  # fmt: skip
+    assert (code, err) == (0, ""), err
+    if stack == "torchtitan":
+        wrapper = ModelWrapper(model)
+        state = wrapper.state_dict()
+        state_dict_loader.load(state, checkpoint_id=out, no_dist=True)
+        wrapper.load_state_dict(state)
+    else:
+        load_model_and_optim_state(out, model)
+    bundle = whole_bundle(server, {"recipe": recipe, "config": config, "seed": 8})
+    loaded = model.state_dict()
+    assert set(loaded) == set(bundle)
+    for name, tensor in loaded.items():
+        assert torch.equal(tensor, bundle[name]), name
