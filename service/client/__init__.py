@@ -31,9 +31,11 @@ import numpy.typing as npt
 from .aio import AsyncClient
 from .bodies import tensor_body
 from .errors import ClientError, IntegrityError, ProblemError, UnreachableError
-from .ranges import FileSink, Resource, Sink, part_headers, part_start, same_etag, split
+from .files import FileSink
+from .files import sha256 as file_sha256
+from .ranges import Resource, Sink, part_headers, part_start, same_etag, split
 from .retry import RETRY_STATUSES, Retry, delay
-from .verify import WANT, Seen, check, file_sha256, parse
+from .verify import WANT, Seen, check, parse
 
 __all__ = [
     "RETRY_STATUSES",
@@ -196,9 +198,14 @@ class Client:
         try:
             with part.open("wb") as f:
                 f.truncate(r.length)
-                self._into(r, FileSink(f.fileno()), connections, progress, seen)
-            if verify:  # the file as written, read back: what the caller will load
-                expected, digest = seen.digest or self.repr_digest(r), file_sha256(part)
+            sink = FileSink(part, r.length)
+            try:
+                self._into(r, sink, connections, progress, seen)
+            finally:
+                sink.close()
+            if verify:  # the bytes written, hashed as they were (in order) or read back
+                expected, digest = seen.digest or self.repr_digest(r), sink.digest()
+                digest = digest or file_sha256(part)
                 check(r.url, expected, digest)
                 digest = digest if expected is not None else None
         except BaseException:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .verify import file_sha256
+from .files import sha256 as file_sha256
 
 if TYPE_CHECKING:
     from . import Client, Progress

@@ -6,7 +6,6 @@ after a dropped connection, and a body can be split into parallel ranges.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -60,17 +59,3 @@ class Sink(Protocol):
     """Where a download's bytes go: `out[start:stop] = data` (a memoryview, or a file)."""
 
     def __setitem__(self, where: slice, data: memoryview, /) -> None: ...
-
-
-class FileSink:
-    """A file written at offsets with pwrite: parts from several threads land where they belong,
-    and the bytes go to the page cache, not into the process's memory (as an mmap's would)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def __setitem__(self, where: slice, data: memoryview, /) -> None:
-        at = where.start
-        while data:
-            written = os.pwrite(self.fd, data, at)
-            data, at = data[written:], at + written

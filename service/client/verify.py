@@ -13,7 +13,6 @@ import binascii
 import hashlib
 import logging
 import threading
-from pathlib import Path
 
 import httpx
 
@@ -84,9 +83,3 @@ def check(url: str, expected: bytes | None, received: bytes) -> None:
             expected=expected,
             received=received,
         )
-
-
-def file_sha256(path: Path) -> bytes:
-    """SHA-256 of a file, read in chunks (bounded memory, whatever its size)."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").digest()

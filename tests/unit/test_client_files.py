@@ -1,0 +1,80 @@
+"""service.client.files: a download's parts, written with O_DIRECT where the filesystem allows
+and plainly elsewhere, make exactly the bytes sent, whatever the split, the chunk sizes and the
+order the parts interleave in; the in-stream digest exists only for bytes that came in order."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.client import files
+from service.client.files import ALIGN, BUFFER, FileSink, sha256
+
+
+def write(path: Path, data: bytes, cuts: list[int], chunk: int, seed: int) -> tuple[FileSink, bool]:
+    """Parts [cuts[i], cuts[i+1]) of `data`, each in chunks of `chunk`, interleaved at random;
+    and whether the chunks happened to come in the file's order."""
+    path.write_bytes(b"")
+    os.truncate(path, len(data))
+    sink = FileSink(path, len(data))
+    edges = [0, *sorted(cuts), len(data)]
+    pending = [
+        [(a, min(a + chunk, hi)) for a in range(lo, hi, chunk)]
+        for lo, hi in itertools.pairwise(edges)
+        if hi > lo
+    ]
+    rng = random.Random(seed)
+    at, in_order = 0, True
+    while any(pending):
+        part = rng.choice([p for p in pending if p])
+        a, b = part.pop(0)
+        in_order, at = in_order and a == at, b
+        sink[a:b] = memoryview(data)[a:b]
+    sink.close()
+    return sink, in_order
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    length=st.integers(0, 3 * BUFFER // 2),
+    cuts=st.lists(st.integers(0, 3 * BUFFER // 2), max_size=4),
+    chunk=st.sampled_from([1000, 4096, 65536, 1 << 20, 3_000_001]),
+    seed=st.integers(0, 2**16),
+)
+def test_the_file_holds_exactly_the_bytes_sent(
+    tmp_path_factory: pytest.TempPathFactory, length: int, cuts: list[int], chunk: int, seed: int
+) -> None:
+    data = random.Random(seed).randbytes(length)
+    path = tmp_path_factory.mktemp("sink") / "f.part"
+    cuts = [c for c in cuts if c < length]
+    sink, in_order = write(path, data, cuts, chunk, seed)
+    assert path.read_bytes() == data
+    whole = hashlib.sha256(data).digest()
+    assert sha256(path) == whole
+    assert sink.digest() == (whole if in_order else None)
+
+
+def test_the_direct_path_is_taken_where_the_filesystem_allows_it(tmp_path: Path) -> None:
+    data = random.Random(1).randbytes(2 * BUFFER + 3 * ALIGN + 17)
+    sink, _ = write(tmp_path / "f.part", data, [ALIGN + 5, BUFFER + 1], 65536, 1)
+    assert sink.direct is not None or not hasattr(os, "O_DIRECT")
+    assert (tmp_path / "f.part").read_bytes() == data
+
+
+def test_without_o_direct_everything_is_written_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the OS or the filesystem refuses O_DIRECT (`_open_direct` answers None)."""
+    monkeypatch.setattr(files, "_open_direct", lambda _: None)
+    data = random.Random(2).randbytes(BUFFER + 12345)
+    sink, _ = write(tmp_path / "f.part", data, [777, BUFFER], 100_000, 2)
+    assert sink.direct is None
+    assert (tmp_path / "f.part").read_bytes() == data
+    assert sha256(tmp_path / "f.part") == hashlib.sha256(data).digest()
