@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 from service import rng
 from service.dtypes import DTypeName
 from service.engines import Engines
-from service.errors import InvalidRequest, LimitExceeded
+from service.errors import InvalidRequest, LimitExceeded, ShapeError
 from service.formats import safetensors as st
 from service.plan import (
     Device,
@@ -31,6 +31,7 @@ from service.plan import (
     plan,
 )
 from service.presets import Member
+from service.slices import Part, Shard, Slice, resolve
 
 MAX_TENSORS = 10_000
 
@@ -43,6 +44,7 @@ class BundleSpec:
     device: Device = "auto"
     ignored_config: tuple[str, ...] = ()  # a recipe's config fields it does not read
     select: tuple[str, ...] | None = None  # only these members, by name (None: all)
+    shard: Shard | Mapping[str, Shard] | None = None  # every member, or those named
 
 
 @dataclass(frozen=True)
@@ -197,8 +199,50 @@ def _selected(spec: BundleSpec, ties: dict[str, str]) -> list[Member]:
     return [m for m in spec.members if m.name in wanted]
 
 
-def _plan(m: Member, spec: BundleSpec, seed: int, limits: Limits, engines: Engines) -> Plan:
-    """A member planned as the single-tensor request with its name."""
+def _cut(m: Member, part: Part | None) -> Slice | None:
+    """The member's part resolved against its shape; a misfit names the member."""
+    try:
+        return resolve(part, m.shape)
+    except ShapeError as exc:
+        raise ShapeError(f"member {m.name}: {exc.detail}") from None
+
+
+def _parts(spec: BundleSpec, kept: list[Member]) -> dict[str, Part | None]:
+    """Each kept member's part: its own (`tensors` entries' slice or shard), or the bundle's
+    `shard`, or its entry in the `shards` map, never two of them. A tied member holds its
+    source's bytes, so it takes its source's part; named with another, it is refused."""
+    by_shard = spec.shard if isinstance(spec.shard, Shard) else None
+    by_name = dict(spec.shard) if isinstance(spec.shard, Mapping) else {}
+    unknown = sorted(set(by_name) - {m.name for m in spec.members})
+    if unknown:
+        raise InvalidRequest(f"shards names members of the bundle; not members: {_few(unknown)}")
+    out: dict[str, Part | None] = {}
+    for m in kept:
+        given = by_shard or by_name.get(m.name)
+        if given is not None and m.part is not None:
+            raise InvalidRequest(
+                f"{m.name} has its own slice or shard and the bundle's shard cuts it too; give one"
+            )
+        out[m.name] = given if given is not None else m.part
+        _cut(m, out[m.name])
+    for m in kept:
+        source = m.tied_to
+        if source is None:
+            continue
+        if m.name not in by_name:
+            out[m.name] = out[source]
+        elif _cut(m, out[m.name]) != _cut(m, out[source]):
+            raise InvalidRequest(
+                f"{m.name} is tied to {source} and holds its bytes, so it takes {source}'s part; "
+                "leave it out of shards or give it the same shard"
+            )
+    return out
+
+
+def _plan(
+    m: Member, part: Part | None, spec: BundleSpec, seed: int, limits: Limits, engines: Engines
+) -> Plan:
+    """A member planned as the single-tensor request with its name (and its part)."""
     return plan(
         TensorSpec(
             m.shape,
@@ -212,6 +256,7 @@ def _plan(m: Member, spec: BundleSpec, seed: int, limits: Limits, engines: Engin
             spec.device,
             "raw",
             m.zero_rows,
+            part,
         ),
         limits,
         engines,
@@ -225,8 +270,13 @@ def plan_bundle(spec: BundleSpec, limits: Limits, engines: Engines) -> BundlePla
     _check(spec)
     ties = _ties(spec)
     kept = _selected(spec, ties)
+    parts = _parts(spec, kept)
     seed, source = draw_seed(spec.seed)
-    by_name = {m.name: _plan(m, spec, seed, limits, engines) for m in kept if m.tied_to is None}
+    by_name = {
+        m.name: _plan(m, parts[m.name], spec, seed, limits, engines)
+        for m in kept
+        if m.tied_to is None
+    }
     for m in kept:
         if m.tied_to is not None:
             by_name[m.name] = by_name[m.tied_to]

@@ -65,6 +65,28 @@ def _tensor_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _checkpoint_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="a recipe (GET /v1/recipes), e.g. hf.llama")
+    p.add_argument("--config", required=True, help="its config.json (- for stdin)")
+    p.add_argument("--seed", type=int, help="0 … 2^64-1 (absent: the service picks one)")
+    p.add_argument("--dtype", help="wins over the config's (default: its, or float32)")
+    p.add_argument(
+        "--max-shard-size",
+        default="50GB",
+        help="as save_pretrained: 5GB (10^9), 2GiB (2^30) or bytes; default 50GB",
+    )
+    p.add_argument(
+        "--layout",
+        choices=["hf", "dcp"],
+        default="hf",
+        help="hf: as save_pretrained (default); dcp: a torch.distributed.checkpoint directory "
+        "(torchtitan, OLMo-core; needs torch)",
+    )
+    p.add_argument("-o", "--output", required=True, help="the folder to write")
+    p.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
+    p.add_argument("--no-verify", action="store_true", help=NO_VERIFY)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="weightgen",
@@ -98,25 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     checkpoint = commands.add_parser(
         "checkpoint", help="write a recipe's whole model as save_pretrained does (to a folder)"
     )
-    checkpoint.add_argument("recipe", help="a recipe (GET /v1/recipes), e.g. hf.llama")
-    checkpoint.add_argument("--config", required=True, help="its config.json (- for stdin)")
-    checkpoint.add_argument("--seed", type=int, help="0 … 2^64-1 (absent: the service picks one)")
-    checkpoint.add_argument("--dtype", help="wins over the config's (default: its, or float32)")
-    checkpoint.add_argument(
-        "--max-shard-size",
-        default="50GB",
-        help="as save_pretrained: 5GB (10^9), 2GiB (2^30) or bytes; default 50GB",
-    )
-    checkpoint.add_argument(
-        "--layout",
-        choices=["hf", "dcp"],
-        default="hf",
-        help="hf: as save_pretrained (default); dcp: a torch.distributed.checkpoint directory "
-        "(torchtitan, OLMo-core; needs torch)",
-    )
-    checkpoint.add_argument("-o", "--output", required=True, help="the folder to write")
-    checkpoint.add_argument("--connections", type=int, default=1, help="parallel byte ranges")
-    checkpoint.add_argument("--no-verify", action="store_true", help=NO_VERIFY)
+    _checkpoint_options(checkpoint)
     _client_options(checkpoint)
     return parser
 

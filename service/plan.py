@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Literal, Protocol
 
@@ -23,6 +23,7 @@ from service.errors import InvalidRequest, LimitExceeded, ShapeError, Unsupporte
 from service.formats import TensorInfo, Writer, writer
 from service.schemes import Convention, FanSpec, Params, SchemePlan
 from service.shapes import MAX_RANK, Shape, numel
+from service.slices import Part, Slice, resolve
 
 Device = Literal["auto", "cpu", "cuda"]
 SeedSource = Literal["request", "service"]
@@ -33,7 +34,8 @@ MAX_QR_ELEMENTS = 1 << 22  # orthogonal kinds: the whole float64 matrix in memor
 @dataclass(frozen=True)
 class TensorSpec:
     """What a client asked for, validated for types at the edge; `format` None: the dtype's
-    default (`DType.default_format`), `seed` None: the service draws one."""
+    default (`DType.default_format`), `seed` None: the service draws one, `part` None: the
+    whole tensor (else a slice or a shard of it, service.slices)."""
 
     shape: Shape
     scheme: str
@@ -46,6 +48,7 @@ class TensorSpec:
     device: Device = "auto"
     format: FormatName | None = None
     zero_rows: tuple[int, ...] = ()
+    part: Part | None = None
 
 
 @dataclass(frozen=True)
@@ -110,10 +113,12 @@ def data_spans(plan: Plan, data_lo: int, data_hi: int, block: int) -> Iterator[S
 
 @dataclass(frozen=True)
 class Plan:
-    """One tensor, resolved: every field final, nothing left to default."""
+    """One tensor, resolved: every field final, nothing left to default. With a `part`, the
+    answer is that slice of the tensor: its shape and bytes are the slice's, its law, fans and
+    numbers the whole tensor's."""
 
     name: str
-    scheme: SchemePlan  # its shape is the tensor's
+    scheme: SchemePlan  # its shape is the whole tensor's
     fans: FanSpec  # as asked (part of the canonical request)
     zero_rows: tuple[int, ...]  # normalized: sorted, non-negative
     seed: int
@@ -123,19 +128,26 @@ class Plan:
     engine: Engine
     device: str
     algorithm: str = rng.ALGORITHM
+    part: Slice | None = None  # never the whole tensor (service.slices.resolve)
+
+    @property
+    def full_shape(self) -> Shape:
+        return self.scheme.shape
 
     @property
     def shape(self) -> Shape:
-        return self.scheme.shape
+        """The answer's shape: the part's, or the whole tensor's."""
+        return self.scheme.shape if self.part is None else self.part.shape
 
     @cached_property
     def sampling(self) -> Sampling:
-        """What the engine draws: the distribution, never the scheme."""
-        return sampling(self.scheme, self.seed, self.name, self.dtype, self.zero_rows)
+        """What the engine draws: the distribution, never the scheme; and the part."""
+        whole = sampling(self.scheme, self.seed, self.name, self.dtype, self.zero_rows)
+        return whole if self.part is None else replace(whole, part=self.part)
 
     @property
     def numel(self) -> int:
-        return self.sampling.numel
+        return self.sampling.produced
 
     @property
     def nbytes(self) -> int:
@@ -189,6 +201,8 @@ class Plan:
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         if self.zero_rows:
             out["zero_rows"] = list(self.zero_rows)
+        if self.part is not None:
+            out["slice"] = self.part.text
         out |= {"seed": self.seed, "name": self.name, "dtype": self.dtype.name}
         return out | {"format": self.format}
 
@@ -214,6 +228,8 @@ class Plan:
             "mean": law.mean,
             "effective_std": law.effective_std,
             "zero_rows": ",".join(map(str, self.zero_rows)) or None,
+            "full_shape": None if self.part is None else ",".join(map(str, self.full_shape)),
+            "slice": None if self.part is None else self.part.text,
             "seed": self.seed,
             "algorithm": self.algorithm,
         }
@@ -335,8 +351,11 @@ def plan(spec: TensorSpec, limits: Limits, engines: Engines) -> Plan:
     _check_size(spec, dt, limits)
     scheme = _resolve(spec)
     rows = _rows(spec)
+    part = resolve(spec.part, spec.shape)
     _check_integral(scheme, dt)
     engine, device = engines.select(spec.device)
     seed, source = draw_seed(spec.seed)
     out = writer(spec.format or dt.default_format)
-    return Plan(spec.name, scheme, spec.fans, rows, seed, source, dt, out, engine, device)
+    return Plan(
+        spec.name, scheme, spec.fans, rows, seed, source, dt, out, engine, device, part=part
+    )

@@ -122,6 +122,7 @@ class ArrayOps(Protocol):
     def where(self, cond: Any, a: Any, b: Any) -> Any: ...
     def sqrt(self, x: Any) -> Any: ...
     def frexp(self, x: Any) -> tuple[Any, Any]: ...  # mantissa in [0.5, 1), integer exponent
+    def indices(self, index: Any) -> Any: ...  # a numpy int64 array, as 64-bit integer words
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,6 +181,24 @@ def uniform(ops: ArrayOps, seed: int, stream: int, start: int, stop: int, wide: 
     w = words(ops, seed, stream, 2 * start, 2 * stop)
     m = (w[0::2] << 20) | (w[1::2] >> 12)
     return (ops.to_float(m) + 0.5) * TWO_M52
+
+
+def words_at(ops: ArrayOps, seed: int, stream: int, index: Any) -> Any:
+    """Words `index` (an array of word numbers) of the stream, each from its own block: the
+    words of scattered elements (a slice's), equal to those `words` gives for a range."""
+    blocks = index >> 2
+    lane = index & 3
+    counter = (blocks & MASK32, (blocks >> 32) & MASK32, stream & MASK32, stream >> 32)
+    x0, x1, x2, x3 = philox(counter, key_words(seed))
+    return ops.where(lane == 0, x0, ops.where(lane == 1, x1, ops.where(lane == 2, x2, x3)))
+
+
+def uniform_at(ops: ArrayOps, seed: int, stream: int, index: Any, wide: bool) -> Any:
+    """`uniform` of the elements `index` (an array of element numbers, in any order)."""
+    if not wide:
+        return (ops.to_float(words_at(ops, seed, stream, index)) + 0.5) * TWO_M32
+    high, low = words_at(ops, seed, stream, 2 * index), words_at(ops, seed, stream, 2 * index + 1)
+    return (ops.to_float((high << 20) | (low >> 12)) + 0.5) * TWO_M52
 
 
 # --------------------------------------------------------------------------------------------

@@ -74,6 +74,14 @@ METADATA: dict[str, tuple[str, Schema]] = {
         "rows along axis 0 set to zero (normalized, comma-separated)",
         {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"},
     ),
+    "full_shape": (
+        "with a slice or shard: the whole tensor's shape (X-Init-Shape is the part's)",
+        {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"},
+    ),
+    "slice": (
+        "with a slice or shard: the part sent, start:stop on every axis of the whole tensor",
+        {"type": "string", "pattern": "^[0-9]+:[0-9]+(,[0-9]+:[0-9]+)*$"},
+    ),
     "seed": (
         "the seed: the request's, or the one the service drew (then `Cache-Control: no-store`)",
         SEED,

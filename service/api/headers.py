@@ -25,6 +25,8 @@ METADATA_HEADERS = {  # Plan.metadata() keys, as headers
     "mean": "X-Init-Mean",
     "effective_std": "X-Init-Effective-Std",
     "zero_rows": "X-Init-Zero-Rows",
+    "full_shape": "X-Init-Full-Shape",  # with a slice or shard: the whole tensor's shape
+    "slice": "X-Init-Slice",  # and the part sent, every axis start:stop
     "seed": "X-Init-Seed",
     "algorithm": "X-Init-Algorithm",
 }

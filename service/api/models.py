@@ -15,9 +15,9 @@ from pydantic import (
 )
 
 from service import recipes, schemes
-from service.analyze import Activation, AnalyzeSpec
 from service.api.fields import Name, SchemeName, Seed, Shape, model_fields, values
 from service.api.layers import Layer
+from service.api.parts import PartFields, ShardRequest
 from service.api.urls import canonical_url
 from service.bundle import MAX_TENSORS, BundlePlan, BundleSpec
 from service.dtypes import DTypeName, FormatName
@@ -25,6 +25,7 @@ from service.errors import LimitExceeded, SchemeError
 from service.plan import Device, Plan, TensorSpec
 from service.presets import Member
 from service.schemes import Convention, FanSpec, Mode, Params
+from service.slices import Shard
 
 
 class SchemeFields(BaseModel):
@@ -54,8 +55,9 @@ else:
     )
 
 
-class TensorFields(InitFields):
-    """A tensor's shape and how to initialize it (shared by tensors and bundle members)."""
+class TensorFields(InitFields, PartFields):
+    """A tensor's shape, how to initialize it, and the part of it wanted (shared by tensors and
+    bundle members)."""
 
     shape: Shape
     zero_rows: Annotated[list[int], Field(max_length=1024)] | None = Field(
@@ -90,6 +92,7 @@ class TensorRequest(TensorFields):
             device=self.device,
             format=self.format,
             zero_rows=tuple(self.zero_rows or ()),
+            part=self.part(),
         )
 
 
@@ -110,12 +113,13 @@ class BundleTensor(TensorFields):
             self.fan_spec(),
             tuple(self.zero_rows or ()),
             self.dtype,
+            part=self.part(),
         )
 
 
 class BundleRequest(BaseModel):
     """Many named tensors (explicit, expanded from layers, or a whole model from a recipe and its
-    config) as one safetensors file."""
+    config) as one safetensors file; all of them, or a shard of each (docs/shards.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -143,6 +147,26 @@ class BundleRequest(BaseModel):
         description="only these members, by name, in the bundle's order (a checkpoint's shard); "
         "a tied member needs its source selected too",
     )
+
+    shard: ShardRequest | None = Field(
+        None, description="every member: torch.chunk(member, count, dim)[index] (FSDP's dim 0)"
+    )
+    shards: dict[Name, ShardRequest] | None = Field(
+        None,
+        description="by member name: {name: {dim, index, count}}; the members not named are "
+        "whole (a tensor-parallel plan: column-parallel weights dim 0, row-parallel dim 1)",
+    )
+
+    @model_validator(mode="after")
+    def _one_plan(self) -> BundleRequest:
+        if self.shard is not None and self.shards is not None:
+            raise ValueError("give shard (every member) or shards (by name), not both")
+        return self
+
+    def sharding(self) -> Shard | dict[str, Shard] | None:
+        if self.shards is not None:
+            return {name: s.to_shard() for name, s in self.shards.items()}
+        return None if self.shard is None else self.shard.to_shard()
 
     @model_validator(mode="after")
     def _recipe_config(self) -> BundleRequest:
@@ -188,12 +212,14 @@ class BundleRequest(BaseModel):
         for layer in self.layers:
             members += layer.to_members()
         select = None if self.select is None else tuple(self.select)
+        shard = self.sharding()
         if recipe is None or configured is None:
-            return BundleSpec(tuple(members), self.seed, self.dtype, self.device, select=select)
+            return BundleSpec(tuple(members), self.seed, self.dtype, self.device, (), select, shard)
         members += recipe.expand(configured.config)
         given = "dtype" in self.model_fields_set or configured.dtype is None
         dtype = self.dtype if given else configured.dtype or self.dtype
-        return BundleSpec(tuple(members), self.seed, dtype, self.device, configured.ignored, select)
+        ignored = configured.ignored
+        return BundleSpec(tuple(members), self.seed, dtype, self.device, ignored, select, shard)
 
 
 Number = int | float
@@ -264,6 +290,7 @@ class PlanOut(BaseModel):
 class DescribeResponse(BaseModel):
     request: dict[str, Any] = Field(description="the request with every default resolved")
     plan: PlanOut
+    shape: list[int] = Field(description="the answer's shape: the slice's, when one is asked")
     numel: int
     nbytes: int = Field(description="bytes of tensor data, without any file header")
     seed: int
@@ -287,6 +314,7 @@ class DescribeResponse(BaseModel):
         return cls(
             request=p.canonical(),
             plan=PlanOut.of(p.scheme),
+            shape=list(p.shape),
             numel=p.numel,
             nbytes=p.nbytes,
             seed=p.seed,
@@ -359,42 +387,3 @@ class BundleDescribeResponse(BaseModel):
             tensors=members,
             ignored_config=list(b.ignored_config),
         )
-
-
-class AnalyzeRequest(InitFields):
-    """A deep bias-free MLP initialized with one scheme: what happens to the signal."""
-
-    convention: Convention = "keras"
-    widths: Annotated[
-        list[Annotated[int, Field(ge=1, le=8192)]],
-        Field(min_length=2, max_length=201, description="layer widths, input first"),
-    ]
-    activation: Activation = "relu"
-    batch: Annotated[int, Field(ge=2, le=4096)] = 256
-    seed: Seed = 0
-
-    def to_spec(self) -> AnalyzeSpec:
-        return AnalyzeSpec(
-            tuple(self.widths),
-            self.activation,
-            self.scheme,
-            self.convention,
-            self.params(),
-            self.fan_spec(),
-            self.batch,
-            self.seed,
-        )
-
-
-class LayerStats(BaseModel):
-    layer: int
-    fan_in: float | None
-    fan_out: float | None
-    weight_std: float
-    activation_std: float
-    gradient_std: float
-
-
-class AnalyzeResponse(BaseModel):
-    input_std: float
-    layers: list[LayerStats]

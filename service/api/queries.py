@@ -10,7 +10,10 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from service import slices
 from service.api.models import TensorRequest
+from service.api.parts import SHARD_PATTERN
+from service.errors import ShapeError
 
 DECIMAL = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only, and no more than an int64 holds
 LIST_FIELDS = ("shape", "in_axes", "out_axes", "batch_axes", "zero_rows")
@@ -49,12 +52,22 @@ def read_query(request: Request) -> tuple[dict[str, Any], bool]:
     return params, describe
 
 
+def _shard(text: str) -> dict[str, int]:
+    try:
+        shard = slices.parse_shard(text)
+    except ShapeError as exc:
+        raise RequestValidationError([_error("shard", "value_error", exc.detail, text)]) from None
+    return {"dim": shard.dim, "index": shard.index, "count": shard.count}
+
+
 def tensor_query(scheme: str, request: Request) -> tuple[TensorRequest, bool]:
     """The GET query of a tensor URL as a TensorRequest (unknown parameters are refused)."""
     params, describe = read_query(request)
     if "scheme" in params:  # the path names it: a second one would be silently overridden
         msg = f"the scheme is the URL's path ({scheme!r}); remove the scheme parameter"
         raise RequestValidationError([_error("scheme", "extra_forbidden", msg, params["scheme"])])
+    if isinstance(params.get("shard"), str):  # dim:index:count, the body's {dim, index, count}
+        params["shard"] = _shard(params["shard"])
     try:
         return TensorRequest.model_validate({**params, "scheme": scheme}), describe
     except ValidationError as exc:
@@ -104,6 +117,9 @@ def tensor_parameters() -> list[dict[str, Any]]:
         }
         if name in LIST_FIELDS:
             param |= {"style": "form", "explode": False}
+        if name == "shard":  # the body's object, written dim:index:count
+            param["description"] = "piece index of torch.chunk(full, count, dim): dim:index:count"
+            param["schema"] = {"type": "string", "pattern": SHARD_PATTERN, "examples": ["1:0:8"]}
         out.append(param)
     describe = {
         "name": "describe",

@@ -14,11 +14,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.analyze import analyze, check
 from service.api import bundles, contract, queries, tensors
+from service.api.analysis import AnalyzeRequest, AnalyzeResponse
 from service.api.catalogue import catalogue, preset_catalogue
 from service.api.deps import services
 from service.api.models import (
-    AnalyzeRequest,
-    AnalyzeResponse,
     BundleDescribeResponse,
     BundleRequest,
     DescribeResponse,

@@ -14,4 +14,4 @@ def canonical_url(p: Plan) -> str:
         for k, v in p.canonical().items()
         if k != "scheme"
     }
-    return f"/v1/tensors/{quote(p.scheme.scheme)}?" + urlencode(query, safe=",")
+    return f"/v1/tensors/{quote(p.scheme.scheme)}?" + urlencode(query, safe=",:")

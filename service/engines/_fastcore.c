@@ -10,7 +10,10 @@
  *          t_lo, t_hi, t_low_cdf, t_mass, t_sign)
  *   out   writable buffer of (stop - start) float32, or float64 when wide
  *   kind  enum kind: 0 normal, 1 truncated normal, 2 uniform (also the module's KIND_* constants)
- * The GIL is released while it runs, so Python threads can run it on disjoint slices.
+ * generate_runs(out, kind, starts, lengths, seed, stream, wide, loc, …)
+ *   the same values for runs of elements (a slice of a tensor): run r is elements
+ *   [starts[r], starts[r] + lengths[r]) (int64 buffers), written one after another in out
+ * The GIL is released while they run, so Python threads can run them on disjoint slices.
  *
  * Three builds of the same operations, the best the CPU has chosen at import (`isa`): `run512`
  * and `run256`, written with AVX-512 (F, VL, DQ, BW) and AVX2 intrinsics, and `run`, portable C
@@ -150,16 +153,11 @@ static inline __attribute__((always_inline)) void ppf(double *p, double *z, int 
     for (int i = 0; i < k; i++) z[at[i]] = p[at[i]] - 0.5 < 0.0 ? -tx[i] : tx[i];
 }
 
-/* Philox4x32-10 over blocks [b0, b0 + nb), structure of arrays so the rounds vectorize;
- * words interleaved into out: block b gives out[4(b - b0) + j] = x_j */
-static inline __attribute__((always_inline)) void blocks(uint32_t *out, uint64_t b0, int nb, uint64_t seed, uint64_t stream) {
-    uint32_t c0[CHUNK / 2 + 2], c1[CHUNK / 2 + 2], c2[CHUNK / 2 + 2], c3[CHUNK / 2 + 2];
+/* the ten rounds of Philox4x32-10 over nb counters held as structure of arrays (so the rounds
+ * vectorize), then the words interleaved into out: counter i gives out[4i + j] = x_j */
+static inline __attribute__((always_inline)) void rounds(uint32_t *out, uint32_t *c0, uint32_t *c1, uint32_t *c2,
+                                                         uint32_t *c3, int nb, uint64_t seed) {
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int i = 0; i < nb; i++) {
-        uint64_t b = b0 + (uint64_t)i;
-        c0[i] = (uint32_t)b; c1[i] = (uint32_t)(b >> 32);
-        c2[i] = (uint32_t)stream; c3[i] = (uint32_t)(stream >> 32);
-    }
     for (int r = 0; r < 10; r++) {
         uint32_t rk0 = k0 + (uint32_t)r * W0, rk1 = k1 + (uint32_t)r * W1;
         for (int i = 0; i < nb; i++) {
@@ -171,6 +169,27 @@ static inline __attribute__((always_inline)) void blocks(uint32_t *out, uint64_t
     for (int i = 0; i < nb; i++) {
         out[4 * i] = c0[i]; out[4 * i + 1] = c1[i]; out[4 * i + 2] = c2[i]; out[4 * i + 3] = c3[i];
     }
+}
+
+/* Philox4x32-10 over blocks [b0, b0 + nb): block b gives out[4(b - b0) + j] = x_j */
+static inline __attribute__((always_inline)) void blocks(uint32_t *out, uint64_t b0, int nb, uint64_t seed, uint64_t stream) {
+    uint32_t c0[CHUNK / 2 + 2], c1[CHUNK / 2 + 2], c2[CHUNK / 2 + 2], c3[CHUNK / 2 + 2];
+    for (int i = 0; i < nb; i++) {
+        uint64_t b = b0 + (uint64_t)i;
+        c0[i] = (uint32_t)b; c1[i] = (uint32_t)(b >> 32);
+        c2[i] = (uint32_t)stream; c3[i] = (uint32_t)(stream >> 32);
+    }
+    rounds(out, c0, c1, c2, c3, nb, seed);
+}
+
+/* Philox4x32-10 of blocks b[0], …, b[nb - 1], any numbers (nb <= CHUNK): out[4i + j] = x_j of b[i] */
+static inline __attribute__((always_inline)) void blocks_at(uint32_t *out, const uint64_t *b, int nb, uint64_t seed, uint64_t stream) {
+    uint32_t c0[CHUNK], c1[CHUNK], c2[CHUNK], c3[CHUNK];
+    for (int i = 0; i < nb; i++) {
+        c0[i] = (uint32_t)b[i]; c1[i] = (uint32_t)(b[i] >> 32);
+        c2[i] = (uint32_t)stream; c3[i] = (uint32_t)(stream >> 32);
+    }
+    rounds(out, c0, c1, c2, c3, nb, seed);
 }
 
 /* words from the block-aligned start: out[w0 % 4 + i] is word w0 + i, for i < n (n <= 2 CHUNK);
@@ -281,6 +300,76 @@ static inline __attribute__((always_inline)) void drive(const Job *j, void *out,
 
 CLONES static void run(const Job *j, void *out, int64_t start, int64_t stop) {
     drive(j, out, start, stop, words, ppf, NULL);
+}
+
+/* ---- many runs: a slice of a tensor is runs of its elements ---------------------------------
+ * Long runs are each a `run` (any build's); the elements of short ones are gathered, CHUNK at a
+ * time, and their words made one block per element (word i of block i / 4), so that a column of
+ * width 1 costs a block per value rather than a SIMD build's sixteen. The values are the same
+ * operations on the same words: the same bytes as the runs made one by one. */
+#define SHORT_RUN 32 /* elements: shorter runs are gathered (measured: about where the two cost the same) */
+
+/* the words of n <= CHUNK elements idx[0 .. n): w[i], or w[2i] and w[2i + 1] when wide */
+static inline __attribute__((always_inline)) void words_at(uint32_t *w, const int64_t *idx, int n, const Job *j) {
+    uint64_t b[CHUNK];
+    uint32_t x[4 * CHUNK];
+    for (int i = 0; i < n; i++) b[i] = ((uint64_t)idx[i] << j->wide) / 4;
+    blocks_at(x, b, n, j->seed, j->stream);
+    for (int i = 0; i < n; i++) {
+        int lane = (int)(((uint64_t)idx[i] << j->wide) % 4);
+        if (j->wide) {
+            w[2 * i] = x[4 * i + lane];
+            w[2 * i + 1] = x[4 * i + lane + 1];
+        } else {
+            w[i] = x[4 * i + lane];
+        }
+    }
+}
+
+typedef void (*Run)(const Job *, void *, int64_t, int64_t);
+typedef void (*Scattered)(const Job *, void *, const int64_t *, int);
+
+/* the values of n <= CHUNK scattered elements idx[0 .. n), in that order, with one build's Φ⁻¹ */
+static inline __attribute__((always_inline)) void gather_with(const Job *j, void *out, const int64_t *idx, int n,
+                                                              Inverse inverse) {
+    uint32_t w[2 * CHUNK];
+    double u[CHUNK + 8], z[CHUNK + 8];
+    words_at(w, idx, n, j);
+    from_words(j, w, u, z, out, n, inverse);
+}
+
+CLONES static void scattered(const Job *j, void *out, const int64_t *idx, int n) {
+    gather_with(j, out, idx, n, ppf);
+}
+
+/* runs r < count, elements [starts[r], starts[r] + lengths[r]) each, one after another in out */
+static void many(const Job *j, void *out, const int64_t *starts, const int64_t *lengths, int64_t count,
+                 Run one, Scattered some) {
+    int64_t idx[CHUNK];
+    size_t size = j->wide ? 8 : 4;
+    char *at = (char *)out, *pending = at; /* pending: where the gathered elements go */
+    int n = 0;
+    for (int64_t r = 0; r < count; r++) {
+        int64_t s = starts[r], len = lengths[r];
+        if (len >= SHORT_RUN) {
+            if (n > 0) some(j, pending, idx, n);
+            n = 0;
+            one(j, at, s, s + len);
+            at += (size_t)len * size;
+            pending = at;
+            continue;
+        }
+        for (int64_t k = 0; k < len; k++) {
+            idx[n++] = s + k;
+            if (n == CHUNK) {
+                some(j, pending, idx, n);
+                pending += (size_t)n * size;
+                n = 0;
+            }
+        }
+        at += (size_t)len * size;
+    }
+    if (n > 0) some(j, pending, idx, n);
 }
 
 #ifdef X86
@@ -432,6 +521,10 @@ AVX512 static void ppf512(double *p, double *z, int n) {
 
 AVX512 static void run512(const Job *j, void *out, int64_t start, int64_t stop) {
     drive(j, out, start, stop, words512, ppf512, normal32);
+}
+
+AVX512 static void scattered512(const Job *j, void *out, const int64_t *idx, int n) {
+    gather_with(j, out, idx, n, ppf512);
 }
 
 /* ---- AVX2 ---- */
@@ -586,6 +679,10 @@ AVX2 static void run256(const Job *j, void *out, int64_t start, int64_t stop) {
     drive(j, out, start, stop, words256, ppf256, normal32_avx2);
 }
 
+AVX2 static void scattered256(const Job *j, void *out, const int64_t *idx, int n) {
+    gather_with(j, out, idx, n, ppf256);
+}
+
 #endif /* X86 */
 
 #ifndef WEIGHTGEN_NO_PYTHON
@@ -623,8 +720,56 @@ static PyObject *generate(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* generate_runs(out, kind, starts, lengths, seed, stream, wide, loc, …): as generate, for the runs
+ * of elements [starts[r], starts[r] + lengths[r]) (int64 buffers), one after another in out */
+static int runs_fit(const Py_buffer *s, const Py_buffer *l, Py_ssize_t room) {
+    if (s->len != l->len || s->len % 8 != 0 || ((uintptr_t)s->buf | (uintptr_t)l->buf) % 8 != 0) return 0;
+    const int64_t *starts = (const int64_t *)s->buf, *lengths = (const int64_t *)l->buf;
+    int64_t total = 0;
+    for (Py_ssize_t r = 0; r < s->len / 8; r++) {
+        if (starts[r] < 0 || lengths[r] < 0 || starts[r] > INT64_MAX - lengths[r] || lengths[r] > room - total) return 0;
+        total += lengths[r];
+    }
+    return 1;
+}
+
+static PyObject *generate_runs(PyObject *self, PyObject *args) {
+    Py_buffer buf, sb, lb;
+    Job j;
+    unsigned long long seed, stream;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "w*iy*y*KKiddddddddd", &buf, &j.kind, &sb, &lb, &seed, &stream, &j.wide,
+                          &j.loc, &j.sigma, &j.low, &j.width, &j.t_lo, &j.t_hi, &j.t_low_cdf, &j.t_mass,
+                          &j.t_sign))
+        return NULL;
+    j.seed = seed;
+    j.stream = stream;
+    if (!runs_fit(&sb, &lb, buf.len / (j.wide ? 8 : 4)) || j.kind < KIND_NORMAL || j.kind > KIND_UNIFORM) {
+        PyBuffer_Release(&buf);
+        PyBuffer_Release(&sb);
+        PyBuffer_Release(&lb);
+        PyErr_SetString(PyExc_ValueError, "bad runs (int64 starts and lengths, within the buffer) or kind");
+        return NULL;
+    }
+    const int64_t *starts = (const int64_t *)sb.buf, *lengths = (const int64_t *)lb.buf;
+    int64_t count = (int64_t)(sb.len / 8);
+    Py_BEGIN_ALLOW_THREADS
+#ifdef X86
+    if (isa == 2) many(&j, buf.buf, starts, lengths, count, run512, scattered512);
+    else if (isa == 1) many(&j, buf.buf, starts, lengths, count, run256, scattered256);
+    else
+#endif
+        many(&j, buf.buf, starts, lengths, count, run, scattered);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&lb);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"generate", generate, METH_VARARGS, "fill a buffer with values [start, stop) of algorithm v1"},
+    {"generate_runs", generate_runs, METH_VARARGS, "fill a buffer with the values of runs of elements"},
     {NULL, NULL, 0, NULL},
 };
 

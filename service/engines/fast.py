@@ -17,6 +17,7 @@ from service.engines.base import Sampling
 from service.engines.values import truncation
 
 MIN_SPLIT = 1 << 16  # elements below which one thread does it all
+I64 = npt.NDArray[np.int64]
 
 
 BUILDS = ("portable", "avx2", "avx512")  # the kernel's builds, lowest first
@@ -90,6 +91,29 @@ def _generate(
     )
 
 
+def _generate_runs(
+    out: Any,
+    kind: type[Random],
+    starts: I64,
+    lengths: I64,
+    s: tuple[int, int, bool],
+    *,
+    loc: float = 0.0,
+    sigma: float = 0.0,
+    low: float = 0.0,
+    width: float = 0.0,
+    trunc: tuple[float, float, float, float, float] = NO_TRUNCATION,
+) -> None:
+    """The one call of `_fastcore.generate_runs`: the values of runs of the full tensor's
+    elements (int64 starts and lengths), one after another in `out`; `s` as `_generate`'s."""
+    if CORE is None:
+        raise RuntimeError("the fused kernel was not built")
+    seed, stream, wide = s
+    CORE.generate_runs(
+        out, _kind(kind), starts, lengths, seed, stream, int(wide), loc, sigma, low, width, *trunc
+    )
+
+
 def standard_normals(count: int, seed: int, stream: int) -> npt.NDArray[np.float64]:
     """N(0, 1) values [0, count) of a stream in float64, 52-bit uniforms: what
     `rng.normal_ppf(rng.uniform(..., wide=True))` gives (z * 1 + 0 is z: Φ⁻¹ never gives -0),
@@ -129,6 +153,41 @@ class FastKernel:
         part(0)
         for f in others:
             f.result()
+
+    def fill_runs(self, out: Any, s: Sampling, starts: I64, lengths: I64) -> None:
+        """Fills `out` with the values of runs of the full tensor's elements (starts, lengths),
+        one after another: one kernel call per thread, split by elements, not by run."""
+        d = s.distribution
+        if not isinstance(d, RANDOM):
+            raise ValueError(f"the fused kernel does not draw kind {d.kind!r}")
+        kind, key, args = type(d), (s.seed, s.stream, s.dtype.words == 2), _arguments(d)
+        ends = np.cumsum(lengths)
+        n = int(ends[-1]) if len(ends) else 0
+        parts = self.threads if self.pool is not None and n >= MIN_SPLIT else 1
+        edges = [n * i // parts for i in range(parts + 1)]
+
+        def part(i: int) -> None:
+            lo, hi = edges[i], edges[i + 1]
+            if hi > lo:
+                mine = _between(starts, lengths, ends, lo, hi)
+                _generate_runs(out[lo:hi], kind, *mine, key, **args)
+
+        others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
+        part(0)
+        for f in others:
+            f.result()
+
+
+def _between(starts: I64, lengths: I64, ends: I64, lo: int, hi: int) -> tuple[I64, I64]:
+    """The runs of output elements [lo, hi), the first and the last trimmed to them."""
+    first = int(np.searchsorted(ends, lo, side="right"))
+    last = int(np.searchsorted(ends, hi, side="left")) + 1
+    mine_starts, mine_lengths = starts[first:last].copy(), lengths[first:last].copy()
+    skip = lo - (int(ends[first]) - int(lengths[first]))
+    mine_starts[0] += skip
+    mine_lengths[0] -= skip
+    mine_lengths[-1] -= int(ends[last - 1]) - hi
+    return mine_starts, mine_lengths
 
 
 def _arguments(d: Random) -> dict[str, Any]:

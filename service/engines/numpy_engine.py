@@ -14,6 +14,7 @@ from service.dtypes import DType
 from service.engines import structured
 from service.engines.base import Sampling, blank_rows
 from service.engines.fast import FastKernel, available, standard_normals, supports
+from service.engines.runs import batches
 from service.engines.values import values
 
 E4M3_MAX = 448.0  # largest finite float8_e4m3fn; torch saturates there, so do we
@@ -53,6 +54,9 @@ class NumpyOps:
     def frexp(self, x: Any) -> tuple[Any, Any]:
         m, e = np.frexp(x)
         return m, e
+
+    def indices(self, index: Any) -> Any:
+        return np.asarray(index).astype(np.uint64)
 
 
 def cast(x: npt.NDArray[np.float64], dtype: DType) -> npt.NDArray[Any]:
@@ -100,18 +104,28 @@ class NumpyEngine:
         device: str = "cpu",  # noqa: ARG002 - the numpy engine has one device
     ) -> memoryview:
         if self.kernel is not None and stop > start and supports(sampling):
-            wide = sampling.dtype.words == 2
-            raw = np.empty(stop - start, dtype="<f8" if wide else "<f4")
-            self.kernel.fill(raw, sampling, start, stop)
-            out = raw if wide else narrow(raw, sampling.dtype)
-            return blank_rows(out.view(np.uint8).data, sampling, start, stop)
-        out = np.empty(max(stop - start, 0), dtype=NUMPY_DTYPES[sampling.dtype.name])
-        if stop > start and isinstance(sampling.distribution, STRUCTURED):
-            out[:] = cast(self.memo.get(self.ops, sampling)[start:stop], sampling.dtype)
+            out = self._fast(self.kernel, sampling, start, stop)
         else:
-            for lo in range(start, stop, self.chunk):
-                hi = min(lo + self.chunk, stop)
-                out[lo - start : hi - start] = cast(
-                    values(self.ops, sampling, lo, hi), sampling.dtype
-                )
+            out = self._reference(sampling, start, stop)
         return blank_rows(out.view(np.uint8).data, sampling, start, stop)
+
+    def _fast(self, kernel: FastKernel, s: Sampling, start: int, stop: int) -> npt.NDArray[Any]:
+        """The fused kernel: a range in one call, a part's runs in one call per MAX_RUNS."""
+        wide = s.dtype.words == 2
+        raw = np.empty(stop - start, dtype="<f8" if wide else "<f4")
+        if s.part is None:
+            kernel.fill(raw, s, start, stop)
+        else:
+            for lo, hi, starts, lengths in batches(s, start, stop):
+                kernel.fill_runs(raw[lo - start : hi - start], s, starts, lengths)
+        return raw if wide else narrow(raw, s.dtype)
+
+    def _reference(self, s: Sampling, start: int, stop: int) -> npt.NDArray[Any]:
+        out = np.empty(max(stop - start, 0), dtype=NUMPY_DTYPES[s.dtype.name])
+        if stop > start and isinstance(s.distribution, STRUCTURED):
+            out[:] = cast(structured.cut(self.memo.get(self.ops, s), s, start, stop), s.dtype)
+            return out
+        for lo in range(start, stop, self.chunk):
+            hi = min(lo + self.chunk, stop)
+            out[lo - start : hi - start] = cast(values(self.ops, s, lo, hi), s.dtype)
+        return out

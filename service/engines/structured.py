@@ -16,6 +16,7 @@ import numpy.typing as npt
 from service import rng
 from service.distributions import DeltaOrthogonal, Orthogonal
 from service.engines.base import Sampling
+from service.engines.runs import positions
 
 F64 = npt.NDArray[np.float64]
 
@@ -112,6 +113,11 @@ class Memo:
         while self.held > self.budget:
             _, old = self.entries.popitem(last=False)
             self.held -= old.nbytes
+
+
+def cut(full: F64, s: Sampling, start: int, stop: int) -> F64:
+    """Elements [start, stop) of a built tensor (flattened), or of the sampling's part of it."""
+    return full[start:stop] if s.part is None else full[positions(s, start, stop)]
 
 
 def tensor(ops: rng.ArrayOps, s: Sampling, draw: Normals | None = None) -> F64:

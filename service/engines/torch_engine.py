@@ -70,6 +70,9 @@ class TorchOps:
         m, e = torch.frexp(x)
         return m, e
 
+    def indices(self, index: Any) -> Any:
+        return torch.from_numpy(index).to(self.device)
+
 
 def cast(x: torch.Tensor, dtype: DType) -> torch.Tensor:
     """float64 → float32 → dtype, each step rounding to nearest even (algorithm v1)."""
@@ -107,9 +110,8 @@ class TorchEngine:
         dtype = TORCH_DTYPES[sampling.dtype.name]
         out = torch.empty(max(stop - start, 0), dtype=dtype, device=dev)
         if stop > start and isinstance(sampling.distribution, STRUCTURED):
-            full = np.array(
-                self.memo.get(NumpyOps(), sampling)[start:stop]
-            )  # the memo is read-only
+            built = self.memo.get(NumpyOps(), sampling)
+            full = np.array(structured.cut(built, sampling, start, stop))  # the memo is read-only
             out.copy_(cast(torch.from_numpy(full).to(dev), sampling.dtype))
         else:
             for lo in range(start, stop, self.chunk):

@@ -16,6 +16,7 @@ from service.distributions import (
     Uniform,
 )
 from service.engines.base import Sampling
+from service.engines.runs import positions
 from service.rng import ArrayOps
 
 
@@ -25,11 +26,17 @@ def truncation(alpha: float, beta: float) -> rng.Truncation:
 
 
 def values(ops: ArrayOps, s: Sampling, start: int, stop: int) -> Any:
-    """float64 values of elements [start, stop): random kinds and deterministic ones."""
+    """float64 values of elements [start, stop) (of the sampling's part, when it has one, each
+    element drawn from its index in the full tensor): random kinds and deterministic ones."""
     d = s.distribution
+    index = None if s.part is None else ops.indices(positions(s, start, stop))
     if isinstance(d, RANDOM):
-        return _random(ops, s, d, start, stop)
-    index = ops.arange(start, stop)
+        wide = s.dtype.words == 2
+        if index is None:
+            return _random(ops, d, rng.uniform(ops, s.seed, s.stream, start, stop, wide))
+        return _random(ops, d, rng.uniform_at(ops, s.seed, s.stream, index, wide))
+    if index is None:
+        index = ops.arange(start, stop)
     zero = ops.to_float(index) * 0.0
     if isinstance(d, Constant):
         return zero + d.value
@@ -41,8 +48,7 @@ def values(ops: ArrayOps, s: Sampling, start: int, stop: int) -> Any:
     raise ValueError(f"values() does not produce kind {d.kind!r}")
 
 
-def _random(ops: ArrayOps, s: Sampling, d: Random, start: int, stop: int) -> Any:
-    u = rng.uniform(ops, s.seed, s.stream, start, stop, wide=s.dtype.words == 2)
+def _random(ops: ArrayOps, d: Random, u: Any) -> Any:
     if isinstance(d, Uniform):
         return u * (d.high - d.low) + d.low
     if isinstance(d, Normal):

@@ -19,6 +19,7 @@ from service import arguments
 from service.dtypes import DTypeName
 from service.errors import ShapeError
 from service.schemes import Convention, FanSpec, Params, Shape
+from service.slices import Part
 
 A = TypeVar("A")
 SQRT5 = math.sqrt(5.0)  # torch's Linear/Conv a=√5: kaiming bound becomes 1/√fan_in
@@ -29,7 +30,8 @@ MAX_KERNEL_DIMS = 3  # torch/keras convolutions are 1-, 2- or 3-d
 @dataclass(frozen=True)
 class Member:
     """One named tensor of a bundle; dtype None means the bundle's dtype. A member `tied_to`
-    another (GPT-2's lm_head.weight to transformer.wte.weight) holds that member's bytes."""
+    another (GPT-2's lm_head.weight to transformer.wte.weight) holds that member's bytes. `part`
+    (a slice or shard, service.slices) sends only that part of it."""
 
     name: str
     shape: Shape
@@ -40,6 +42,7 @@ class Member:
     zero_rows: tuple[int, ...] = ()
     dtype: DTypeName | None = None
     tied_to: str | None = None
+    part: Part | None = None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 /* The fused kernel without Python, for tests/unit/test_kernel_arch.py: one line per case and
  * range, a 64-bit FNV-1a hash of the portable C build's output bytes. Built for the host and
  * for another architecture, the lines must be the same. On x86 the SIMD builds the CPU has are
- * run too, and any byte they differ in is an exit status of 1. */
+ * run too, and any byte they differ in is an exit status of 1; so is a run of many runs (a slice's)
+ * that differs from its runs made one by one. */
 #define WEIGHTGEN_NO_PYTHON
 #include <stdio.h>
 
@@ -61,6 +62,41 @@ int main(void) {
             }
 #endif
         }
+    }
+    /* runs, short (gathered) and long, at offsets past 2^40 too: the same bytes as each run made
+     * alone by the portable build; one more line per case */
+    const int64_t starts[] = {5, 9, 4096, 70000, 70001, 100003, ((int64_t)1 << 40) + 1, 7};
+    const int64_t lengths[] = {3, 1, 1500, 1, 31, 32, 2500, 0};
+    const int64_t count = (int64_t)(sizeof starts / sizeof starts[0]);
+    static double one[300000];
+    for (unsigned c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t size = cases[c].wide ? 8 : 4, n = 0;
+        for (int64_t r = 0; r < count; r++) {
+            run(&cases[c], (char *)one + n, starts[r], starts[r] + lengths[r]);
+            n += (size_t)lengths[r] * size;
+        }
+        many(&cases[c], buf, starts, lengths, count, run, scattered);
+        printf("case %u runs: %016llx\n", c, (unsigned long long)fnv((unsigned char *)buf, n));
+        if (memcmp(buf, one, n) != 0) {
+            fprintf(stderr, "runs differ from ranges: case %u\n", c);
+            failed = 1;
+        }
+#ifdef X86
+        if (avx2) {
+            many(&cases[c], other, starts, lengths, count, run256, scattered256);
+            if (memcmp(buf, other, n) != 0) {
+                fprintf(stderr, "avx2 runs differ: case %u\n", c);
+                failed = 1;
+            }
+        }
+        if (avx512) {
+            many(&cases[c], other, starts, lengths, count, run512, scattered512);
+            if (memcmp(buf, other, n) != 0) {
+                fprintf(stderr, "avx512 runs differ: case %u\n", c);
+                failed = 1;
+            }
+        }
+#endif
     }
     return failed ? 1 : 0;
 }

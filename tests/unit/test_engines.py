@@ -7,6 +7,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import ml_dtypes
@@ -26,6 +27,7 @@ from service.engines.numpy_engine import cast as numpy_cast
 from service.engines.torch_engine import TorchEngine
 from service.plan import sampling as sampling_of
 from service.schemes import Params
+from service.slices import Slice
 
 FLOATS = sorted(d for d, t in DTYPES.items() if not t.integer)
 
@@ -565,10 +567,17 @@ def test_the_fused_kernel_gives_the_reference_bytes(
 FAR = 2**40 + 3  # an element offset whose block counters fill both words (c0 and c1)
 
 
+PARTS = {  # of a matrix: short runs (gathered by the kernel) and long ones, from odd offsets
+    2: (Slice(((7, 300), (3, 5))), Slice(((7, 300), (100, 431)))),
+    1: (Slice(((3, 997),)),),
+}
+
+
 def kernel_digests(engine: NumpyEngine | None = None) -> list[str]:
     """SHA-256 of every law of KERNEL_CASES in float32, float64 and bfloat16 over [3, n - 5)
-    (the start not on a Philox block, the end not on a vector) and over 2,997 values from FAR,
-    from `engine` (default: the fused kernel, on one thread)."""
+    (the start not on a Philox block, the end not on a vector), over 2,997 values from FAR, and
+    of the PARTS of its shape (the kernel's runs), from `engine` (default: the fused kernel, on
+    one thread)."""
     engine = engine or NumpyEngine(threads=1)
     out = []
     for scheme, shape, convention, params in KERNEL_CASES:
@@ -576,6 +585,9 @@ def kernel_digests(engine: NumpyEngine | None = None) -> list[str]:
             s = sampling(scheme, shape, convention, params, 99, "w", dtype)
             for start, stop in ((3, s.numel - 5), (FAR, FAR + 2997)):
                 out.append(hashlib.sha256(engine.generate(s, start, stop)).hexdigest())
+            for part in PARTS[len(shape)]:
+                cut = replace(s, part=part)
+                out.append(hashlib.sha256(engine.generate(cut, 0, part.numel)).hexdigest())
     return out
 
 

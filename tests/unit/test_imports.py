@@ -22,6 +22,7 @@ FORBIDDEN = {
     "arguments": ARRAYS | WEB | {"service.api", "service.schemes", "service.plan"},
     "distributions": ARRAYS | WEB | {"service"},
     "shapes": ARRAYS | WEB | {"service"},
+    "slices": ARRAYS | WEB | {"service"},
     "rng": WEB | {"torch", "service.api", "service.plan"},
     "plan": WEB | {"service.api"},
     "bundle": WEB | {"service.api"},
@@ -30,8 +31,23 @@ FORBIDDEN = {
     | {"service.api", "service.plan", "service.schemes", "service.bundle", "service.presets"},
     "formats": WEB | {"torch", "service.api", "service.plan", "service.engines"},
 }
-STDLIB_ONLY = {"schemes", "errors", "dtypes", "rng", "arguments", "distributions", "shapes"}
-LEAVES = ("service.errors", "service.arguments", "service.shapes", "service.distributions")
+STDLIB_ONLY = {
+    "schemes",
+    "errors",
+    "dtypes",
+    "rng",
+    "arguments",
+    "distributions",
+    "shapes",
+    "slices",
+}
+LEAVES = (
+    "service.errors",
+    "service.arguments",
+    "service.shapes",
+    "service.slices",
+    "service.distributions",
+)
 
 
 def imports(path: Path) -> set[str]:
@@ -64,7 +80,8 @@ def violations(top: str, names: set[str]) -> list[str]:
     for name in sorted(names):
         for bad in FORBIDDEN[top]:
             if bad == "service":
-                if name.startswith("service") and name != "service.errors":
+                errors = name == "service.errors" or name.startswith("service.errors.")
+                if name.startswith("service") and not errors:
                     found.append(name)
             elif name == bad or name.startswith(bad + "."):
                 found.append(name)
