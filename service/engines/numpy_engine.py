@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from service.engines.fast import FastKernel, available, standard_normals, suppor
 from service.engines.runs import batches
 from service.engines.values import values
 
+SPARE = 4  # float32 block buffers kept for narrowed dtypes (one per stream generating at once)
 E4M3_MAX = 448.0  # largest finite float8_e4m3fn; torch saturates there, so do we
 
 NUMPY_DTYPES: dict[str, Any] = {
@@ -88,6 +90,8 @@ class NumpyEngine:
         self.ops = NumpyOps()
         self.kernel = FastKernel(threads) if fast and available() else None
         self.memo = structured.Memo(draw=standard_normals if self.kernel else None)
+        self.spare: list[npt.NDArray[np.float32]] = []  # float32 buffers for values to narrow
+        self.lock = threading.Lock()
 
     @property
     def fast(self) -> bool:
@@ -111,14 +115,38 @@ class NumpyEngine:
 
     def _fast(self, kernel: FastKernel, s: Sampling, start: int, stop: int) -> npt.NDArray[Any]:
         """The fused kernel: a range in one call, a part's runs in one call per MAX_RUNS."""
-        wide = s.dtype.words == 2
-        raw = np.empty(stop - start, dtype="<f8" if wide else "<f4")
+        if s.dtype.words == 2:
+            return self._fill(kernel, np.empty(stop - start, "<f8"), s, start, stop)
+        if s.dtype.name == "float32":
+            return self._fill(kernel, np.empty(stop - start, "<f4"), s, start, stop)
+        raw = self._take(stop - start)
+        try:  # narrow() makes a new array: the buffer never leaves this call
+            return narrow(self._fill(kernel, raw[: stop - start], s, start, stop), s.dtype)
+        finally:
+            with self.lock:
+                if len(self.spare) < SPARE:
+                    self.spare.append(raw)
+
+    @staticmethod
+    def _fill(
+        kernel: FastKernel, raw: npt.NDArray[Any], s: Sampling, start: int, stop: int
+    ) -> npt.NDArray[Any]:
         if s.part is None:
             kernel.fill(raw, s, start, stop)
         else:
             for lo, hi, starts, lengths in batches(s, start, stop):
                 kernel.fill_runs(raw[lo - start : hi - start], s, starts, lengths)
-        return raw if wide else narrow(raw, s.dtype)
+        return raw
+
+    def _take(self, n: int) -> npt.NDArray[np.float32]:
+        """A float32 buffer of at least n values, kept from an earlier block where one is free:
+        a new one per block would be new pages every block, which the OS must fault in (0.5 to
+        2 s of system time per GB on a small VM; docs/decisions.md)."""
+        with self.lock:
+            for i, kept in enumerate(self.spare):
+                if kept.size >= n:
+                    return self.spare.pop(i)
+        return np.empty(n, dtype="<f4")
 
     def _reference(self, s: Sampling, start: int, stop: int) -> npt.NDArray[Any]:
         out = np.empty(max(stop - start, 0), dtype=NUMPY_DTYPES[s.dtype.name])
