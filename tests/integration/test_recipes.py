@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterator
 from typing import Any, cast, get_args
 
 import pytest
@@ -26,12 +25,6 @@ transformers = pytest.importorskip(
 )
 import safetensors.torch  # noqa: E402
 import torch  # noqa: E402
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        yield c
 
 
 def describe(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:

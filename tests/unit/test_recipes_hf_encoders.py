@@ -8,7 +8,7 @@ byte-equal. Also the refusals (422s naming the field) and the cited sources."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
@@ -16,8 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service import recipes
-from service.api import create_app
-from service.config import Settings
 from service.presets.base import Member
 from service.recipes import hf, hf_encoders
 from tests.integration.test_bundles import member_bytes
@@ -324,12 +322,6 @@ def test_ignored_fields_are_those_it_does_not_read(recipe: str, kind: str) -> No
 
 SEEDS = (11, 12, 13, 14)  # the bundle's seeds; the model's: torch.manual_seed(0 … 3)
 SMALL = 2000  # a tensor with fewer elements is pooled over every seed for its KS test
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        yield c
 
 
 def describe(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:

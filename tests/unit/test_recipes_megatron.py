@@ -19,8 +19,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service import recipes
-from service.api import create_app
-from service.config import Settings
 from service.errors import SchemeError, ShapeError
 
 pytest.importorskip("torch", reason="torch is not installed: pip install -e .[dev]")
@@ -152,12 +150,6 @@ def expected_std(name: str, cfg: Any, config: Mapping[str, Any]) -> float | None
     assert method.func is torch.nn.init.normal_
     assert method.keywords["mean"] == 0.0
     return float(method.keywords["std"])
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        yield c
 
 
 def bundle(client: TestClient, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

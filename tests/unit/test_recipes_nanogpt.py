@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service import recipes
-from service.api import create_app
-from service.config import Settings
 from service.errors import SchemeError, ShapeError
 from service.recipes import nanogpt
 
@@ -165,12 +162,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 def shapes_of(model: Any) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        yield c
 
 
 def describe(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
