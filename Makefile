@@ -27,10 +27,16 @@ stacks:
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python $(VENV)/wheels/megatron_core-*.whl
 	$(BIN)/pip install --quiet --no-deps "mup==1.0.0"
 
-serve: $(BIN)/.installed
+# the fused kernel, rebuilt in place when its source changes (pip's editable install builds it
+# once; a pulled change to _fastcore.c would otherwise run against the old build)
+$(VENV)/.kernel: service/engines/_fastcore.c setup.py $(BIN)/.installed
+	$(BIN)/python setup.py --quiet build_ext --inplace
+	touch $@
+
+serve: $(BIN)/.installed $(VENV)/.kernel
 	$(BIN)/python -m service --host $(HOST) --port $(PORT)
 
-test: $(BIN)/.installed system-tools
+test: $(BIN)/.installed $(VENV)/.kernel system-tools
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict service tests bench
