@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.errors import SchemeError, one_of
-from service.presets import flax, gpt2, keras, torch, torch_norm, torch_sequence
+from service.presets import (
+    flax,
+    gpt2,
+    keras,
+    torch,
+    torch_more,
+    torch_norm,
+    torch_sequence,
+    torch_transformer,
+)
 from service.presets.base import Member, Preset
 
 __all__ = ["PRESETS", "Member", "Preset", "count", "expand", "lookup"]
@@ -22,6 +31,7 @@ __all__ = ["PRESETS", "Member", "Preset", "count", "expand", "lookup"]
 
 def _table() -> list[Preset[Any]]:
     rows = [*torch.ROWS, *torch_norm.ROWS, *torch_sequence.ROWS]
+    rows += [*torch_more.ROWS, *torch_transformer.ROWS]
     rows += [*keras.ROWS, *flax.ROWS, *gpt2.ROWS]
     for dims in (1, 2, 3):
         rows += [*torch.spatial(dims), *torch_norm.spatial(dims), *keras.spatial(dims)]

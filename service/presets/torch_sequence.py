@@ -1,6 +1,7 @@
 """torch.nn's sequence layers: MultiheadAttention (`torch/nn/modules/activation.py`,
 `MultiheadAttention._reset_parameters`) and RNN/LSTM/GRU (`torch/nn/modules/rnn.py`,
-`RNNBase.reset_parameters`: every parameter U(±1/√hidden_size)), named as their state_dict."""
+`RNNBase.reset_parameters`: every parameter U(±1/√hidden_size), LSTM's proj_size projections
+weight_hr_l{k} too), named as their state_dict."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ class RecurrentArgs:
     num_layers: int = arg("stacked recurrent layers", 1, ge=0, le=MAX_COUNT)
     bias: bool = arg("learn bias_ih and bias_hh", True)
     bidirectional: bool = arg("add a reverse direction to every layer", False)
+
+
+@dataclass(frozen=True)
+class LSTMArgs(RecurrentArgs):
+    proj_size: int = arg(
+        "project h to this size with weight_hr (0: none; < hidden_size)", 0, ge=0, le=MAX_DIM
+    )
 
 
 def _same_dims(a: AttentionArgs) -> bool:
@@ -74,34 +82,47 @@ def attention_count(a: AttentionArgs) -> int:
     return projections + 2 * a.add_bias_kv + 1 + 2 * a.bias
 
 
+def _proj(a: RecurrentArgs) -> int:
+    """LSTM's proj_size (0 for RNN and GRU, which do not take it), checked as torch does."""
+    proj = a.proj_size if isinstance(a, LSTMArgs) else 0
+    if proj and proj >= a.hidden_size:
+        raise ShapeError(f"proj_size={proj} must be smaller than hidden_size={a.hidden_size}")
+    return proj
+
+
 def recurrent(gates: int) -> Callable[[str, RecurrentArgs], list[Member]]:
-    """RNN (1 gate), LSTM (4), GRU (3): weight_ih/hh_l{k}[_reverse], bias_ih/hh_l{k}[_reverse]."""
+    """RNN (1 gate), LSTM (4), GRU (3): weight_ih/hh_l{k}[_reverse], bias_ih/hh_l{k}[_reverse],
+    and with LSTM's proj_size weight_hr_l{k}[_reverse] (proj_size, hidden_size), h then being
+    proj_size wide (`RNNBase.__init__`); reset_parameters draws every one U(±1/√hidden_size)."""
 
     def expand(name: str, a: RecurrentArgs) -> list[Member]:
-        hidden, rows = a.hidden_size, gates * a.hidden_size
+        hidden, rows, proj = a.hidden_size, gates * a.hidden_size, _proj(a)
         bound = 1 / math.sqrt(hidden) if hidden > 0 else 0.0
-        directions = 2 if a.bidirectional else 1
+        directions, real = 2 if a.bidirectional else 1, proj or hidden
         out: list[Member] = []
         for layer in range(a.num_layers):
-            width = a.input_size if layer == 0 else hidden * directions
+            width = a.input_size if layer == 0 else real * directions
             for d in range(directions):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 out += [
                     uniform(f"{name}.weight_ih{sfx}", (rows, width), bound),
-                    uniform(f"{name}.weight_hh{sfx}", (rows, hidden), bound),
+                    uniform(f"{name}.weight_hh{sfx}", (rows, real), bound),
                 ]
                 if a.bias:
                     out += [
                         uniform(f"{name}.bias_ih{sfx}", (rows,), bound),
                         uniform(f"{name}.bias_hh{sfx}", (rows,), bound),
                     ]
+                if proj:
+                    out.append(uniform(f"{name}.weight_hr{sfx}", (proj, hidden), bound))
         return out
 
     return expand
 
 
 def recurrent_count(a: RecurrentArgs) -> int:
-    return a.num_layers * (2 if a.bidirectional else 1) * (2 + 2 * a.bias)
+    proj = bool(a.proj_size) if isinstance(a, LSTMArgs) else False
+    return a.num_layers * (2 if a.bidirectional else 1) * (2 + 2 * a.bias + proj)
 
 
 UNIT = "every parameter U(±1/√hidden_size)"
@@ -115,6 +136,6 @@ ROWS: tuple[Preset[Any], ...] = (
         attention_count,
     ),
     Preset("torch.RNN", UNIT, RecurrentArgs, recurrent(1), recurrent_count),
-    Preset("torch.LSTM", UNIT, RecurrentArgs, recurrent(4), recurrent_count),
+    Preset("torch.LSTM", UNIT, LSTMArgs, recurrent(4), recurrent_count),
     Preset("torch.GRU", UNIT, RecurrentArgs, recurrent(3), recurrent_count),
 )

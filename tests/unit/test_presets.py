@@ -30,6 +30,21 @@ REPRESENTATIVE: Mapping[str, Mapping[str, object]] = {
     "torch.RNN": {"input_size": 3, "hidden_size": 4, "num_layers": 3},
     "torch.LSTM": {"input_size": 3, "hidden_size": 4, "num_layers": 2},
     "torch.GRU": {"input_size": 3, "hidden_size": 4, "num_layers": 2},
+    "torch.GroupNorm": {"num_groups": 2, "num_channels": 6},
+    "torch.PReLU": {"num_parameters": 3, "init": 0.1},
+    "torch.RNNCell": {"input_size": 3, "hidden_size": 4},
+    "torch.LSTMCell": {"input_size": 3, "hidden_size": 4},
+    "torch.GRUCell": {"input_size": 3, "hidden_size": 4},
+    "torch.EmbeddingBag": {"num_embeddings": 10, "embedding_dim": 4, "padding_idx": -1},
+    "torch.TransformerEncoderLayer": {"d_model": 8, "nhead": 2, "dim_feedforward": 16},
+    "torch.TransformerDecoderLayer": {"d_model": 8, "nhead": 2, "dim_feedforward": 16},
+    "torch.Transformer": {
+        "d_model": 8,
+        "nhead": 2,
+        "num_encoder_layers": 2,
+        "num_decoder_layers": 3,
+    },
+    **{f"torch.InstanceNorm{d}d": {"num_features": 6} for d in (1, 2, 3)},
     "keras.Dense": {"input_dim": 4, "units": 3},
     "keras.Embedding": {"input_dim": 10, "output_dim": 4},
     "flax.Dense": {"in_features": 4, "features": 3},
@@ -61,6 +76,7 @@ def variants() -> list[tuple[str, dict[str, object]]]:
     out.append(("torch.MultiheadAttention", {"embed_dim": 8, "num_heads": 2, "add_bias_kv": True}))
     out.append(("torch.MultiheadAttention", {"embed_dim": 8, "num_heads": 2, "kdim": 8}))
     out.append(("torch.LSTM", {"input_size": 3, "hidden_size": 4, "num_layers": 0}))
+    out.append(("torch.LSTM", {"input_size": 3, "hidden_size": 4, "proj_size": 2}))
     return out
 
 
@@ -82,7 +98,7 @@ def test_the_registry_keeps_its_order() -> None:
         "torch.BatchNorm3d",
         "keras.Conv3D",
     ]
-    assert len(names) == 28
+    assert len(names) == 40
 
 
 def _uniform(name: str, shape: tuple[int, ...], bound: float) -> Member:
