@@ -31,7 +31,7 @@ from service.plan import (
     plan,
 )
 from service.presets import Member
-from service.slices import Part, Shard, Slice, resolve
+from service.slices import Part, Shard, Slice, placed, resolve
 
 MAX_TENSORS = 10_000
 
@@ -218,7 +218,9 @@ def _parts(spec: BundleSpec, kept: list[Member]) -> dict[str, Part | None]:
         raise InvalidRequest(f"shards names members of the bundle; not members: {_few(unknown)}")
     out: dict[str, Part | None] = {}
     for m in kept:
-        given = by_shard or by_name.get(m.name)
+        shard = by_shard or by_name.get(m.name)
+        # a rank's plan: past torch.chunk's pieces, the empty piece DTensor gives that rank
+        given = None if shard is None else placed(shard, m.shape)
         if given is not None and m.part is not None:
             raise InvalidRequest(
                 f"{m.name} has its own slice or shard and the bundle's shard cuts it too; give one"

@@ -144,6 +144,21 @@ def pieces(size: int, count: int) -> int:
     return -(-size // step)
 
 
+def placed(part: Shard, shape: tuple[int, ...]) -> Part:
+    """`part` as DTensor's `Shard(dim)` places rank `index` of `count` (FSDP2, tensor parallel):
+    torch.chunk's piece, or for a rank past the pieces torch.chunk makes, an empty piece at the
+    end of the axis (`fill_empty_tensor_to_shards`, torch/distributed/tensor/placement_types.py).
+    What no rank of `count` could hold is left to `resolve` to refuse."""
+    rank = len(shape)
+    if not (-rank <= part.dim < rank and 0 <= part.index < part.count):
+        return part
+    dim = part.dim % rank
+    if part.index < pieces(shape[dim], part.count):
+        return part
+    size = shape[dim]
+    return Bounds(tuple((size, size) if i == dim else (None, None) for i in range(dim + 1)))
+
+
 def piece(size: int, count: int, index: int) -> tuple[int, int]:
     """[start, stop) of torch.chunk's piece `index` (< pieces(size, count)) along the axis."""
     step = -(-size // count)
