@@ -72,8 +72,7 @@ def _checkpoint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", help="wins over the config's (default: its, or float32)")
     p.add_argument(
         "--max-shard-size",
-        default="50GB",
-        help="as save_pretrained: 5GB (10^9), 2GiB (2^30) or bytes; default 50GB",
+        help="--layout hf: as save_pretrained, 5GB (10^9), 2GiB (2^30) or bytes; default 50GB",
     )
     p.add_argument(
         "--layout",
@@ -248,6 +247,18 @@ def _read_json(name: str) -> Any:
         raise UsageError(f"{name} is not JSON: {exc}") from None
 
 
+def _checkpoint_dcp(client: Client, body: dict[str, Any], args: argparse.Namespace) -> None:
+    from service.client import dcp
+
+    if args.max_shard_size is not None:
+        raise UsageError("--max-shard-size applies to --layout hf; a DCP directory is one file")
+    seed, total = dcp.write(client, body, args.output, connections=args.connections,
+                            progress=Bar(sys.stderr), verify=not args.no_verify)  # fmt: skip
+    data = {"path": args.output, "seed": seed, "bytes": total, "layout": "dcp"}
+    _print(args, data, f"{args.output}: torch.distributed.checkpoint, {total} bytes of tensors, "
+           f"seed {seed}")  # fmt: skip
+
+
 def _checkpoint(client: Client, args: argparse.Namespace) -> None:
     from service.client import checkpoint
 
@@ -256,25 +267,19 @@ def _checkpoint(client: Client, args: argparse.Namespace) -> None:
         raise UsageError(f"{args.config} must hold a JSON object (a config.json)")
     body: dict[str, Any] = {"recipe": args.recipe, "config": config}
     body |= {k: getattr(args, k) for k in ("seed", "dtype") if getattr(args, k) is not None}
+    if args.layout == "dcp":
+        _checkpoint_dcp(client, body, args)
+        return
+    size = args.max_shard_size or checkpoint.DEFAULT_SHARD
     try:
-        checkpoint.parse_size(args.max_shard_size)
+        checkpoint.parse_size(size)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if args.layout == "dcp":
-        from service.client import dcp
-
-        seed, total = dcp.write(
-            client, body, args.output, connections=args.connections, progress=Bar(sys.stderr)
-        )
-        data = {"path": args.output, "seed": seed, "bytes": total, "layout": "dcp"}
-        _print(args, data, f"{args.output}: torch.distributed.checkpoint, {total} bytes of "
-               f"tensors, seed {seed}")  # fmt: skip
-        return
     w = checkpoint.write(
         client,
         body,
         args.output,
-        max_shard_size=args.max_shard_size,
+        max_shard_size=size,
         connections=args.connections,
         progress=Bar(sys.stderr),
         verify=not args.no_verify,

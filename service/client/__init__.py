@@ -294,14 +294,15 @@ class Client:
             "format",
             "npy" if params.get("dtype", "float32") in ("float32", "float64", "float16") else "raw",
         )
+        connections = int(params.pop("connections", 1) or 1)  # the client's, not the request's
         r = self.resource(scheme, shape, **params)
-        data = self.fetch(r, connections=int(params.pop("connections", 1) or 1))
+        data = self.fetch(r, connections=connections)
         if params["format"] == "npy":
             return np.load(io.BytesIO(data), allow_pickle=False)  # type: ignore[no-any-return]
         import ml_dtypes
 
         dtype = np.dtype(getattr(ml_dtypes, str(params["dtype"]), None) or str(params["dtype"]))
-        return np.frombuffer(data, dtype=dtype).reshape(shape)
+        return np.frombuffer(data, dtype=dtype).reshape(r.info["shape"])  # a part's, if sliced
 
     def torch(self, scheme: str, shape: Sequence[int], **params: Any) -> Any:
         """The tensor as a torch tensor (safetensors)."""

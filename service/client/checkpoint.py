@@ -9,8 +9,8 @@ each shard is fetched as the bundle of just its tensors (`select`): parallel ran
 file renamed when whole and checked against the server's Repr-Digest. A shard already on disk
 whose digest was recorded when it was verified (`.weightgen/<shard>.json`, with its ETag) is
 hashed again and kept, not fetched. Then `model.safetensors.index.json` (more than one shard)
-and `config.json`. Memory: the client's buffers (the file is written through mmap) and the
-server's blocks, whatever the model's size.
+and `config.json`. Memory: the client's buffers (the file is written with O_DIRECT or pwrite,
+`files.py`) and the server's blocks, whatever the model's size.
 """
 
 from __future__ import annotations
@@ -65,7 +65,10 @@ class Shard:
 
 
 def _natural(name: str) -> list[tuple[int, int | str]]:
-    """layers.2 before layers.10: the model's order, not the header's alphabetical one."""
+    """layers.2 before layers.10: names in natural order, so a shard holds whole layers in a
+    row. Not the module order save_pretrained follows (that is not in describe's answer):
+    which tensor lands in which file may differ from its split, never which tensors there are
+    or how the index maps them."""
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name)]
 
 

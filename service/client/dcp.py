@@ -39,11 +39,13 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.f
           "float8_e5m2": torch.float8_e5m2}  # fmt: skip
 
 
-def _tensor(client: Client, body: Mapping[str, Any], name: str, connections: int) -> torch.Tensor:
-    """The member `name` of the recipe bundle, fetched as a bundle of its own and checked."""
+def _tensor(
+    client: Client, body: Mapping[str, Any], name: str, connections: int, verify: bool
+) -> torch.Tensor:
+    """The member `name` of the recipe bundle, fetched as a bundle of its own (and checked)."""
     r = client.bundle_resource({**body, "select": [name]})
     buffer = bytearray(r.length)
-    client.fetch_into(r, memoryview(buffer), connections=connections)
+    client.fetch_into(r, memoryview(buffer), connections=connections, verify=verify)
     (n,) = struct.unpack("<Q", buffer[:8])
     entry = json.loads(buffer[8 : 8 + n])[name]
     begin, end = (8 + n + o for o in entry["data_offsets"])
@@ -67,13 +69,16 @@ def write(
     *,
     connections: int = 1,
     progress: Progress | None = None,
+    verify: bool = True,
 ) -> tuple[int, int]:
-    """The recipe bundle `body` as a DCP directory; (seed, bytes of tensor data)."""
+    """The recipe bundle `body` as a DCP directory; (seed, bytes of tensor data). The old
+    `.metadata` goes first: a run that fails leaves no metadata over half-written data."""
     whole = client.describe_bundle(body)
     body = {**body, "seed": int(whole["seed"])}
     prefix = str(client.recipe(str(body["recipe"])).get("dcp_prefix", ""))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / META).unlink(missing_ok=True)
     total = sum(t["data_offsets"][1] - t["data_offsets"][0] for t in whole["tensors"])
     state: dict[str, Any] = {}
     storage: dict[Any, Any] = {}
@@ -81,7 +86,7 @@ def write(
     with (directory / DATA).open("wb") as stream:
         for t in whole["tensors"]:
             name, source = prefix + t["name"], t.get("tied_to") or t["name"]
-            tensor = _tensor(client, body, source, connections)
+            tensor = _tensor(client, body, source, connections, verify)
             at = stream.tell()
             torch.save(tensor, stream)
             origin = torch.Size([0] * tensor.dim())

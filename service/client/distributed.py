@@ -70,9 +70,15 @@ class Want:
 def local_part(tensor: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(local shape, global offset) of what this rank holds of `tensor`: all of it unless it is
     a DTensor, then what its placements and the rank's mesh coordinate give (torch.chunk's
-    pieces for an uneven `Shard(d)`, empty past them; Replicate and Partial: all of it)."""
+    pieces for an uneven `Shard(d)`, empty past them; Replicate: all of it). A `Partial`
+    tensor is the sum of its ranks' local tensors, which no fetch of the whole can fill."""
     if not isinstance(tensor, DTensor):
         return tuple(tensor.shape), (0,) * tensor.dim()
+    if any(p.is_partial() for p in tensor.placements):
+        raise NotImplementedError(
+            f"placements {tensor.placements}: a Partial tensor is the sum of its ranks' local "
+            "tensors; initialize it Replicate (or Shard) and redistribute"
+        )
     if any(isinstance(p, _StridedShard) for p in tensor.placements):
         raise NotImplementedError(
             f"placements {tensor.placements} hold a strided (non-box) part; not supported"
@@ -259,7 +265,9 @@ def load_module(
     _allocate(module, device)
     seed, members = _members(client, body)
     wants = _wants(module, members, strict, loaded)
-    loaded.untouched += [n for n, _ in module.named_buffers() if n not in members]
+    loaded.untouched += [
+        n for n, _ in module.named_buffers() if n not in members and n not in loaded.untouched
+    ]
     if not wants:
         return loaded
     resource = client.bundle_resource(rank_body(seed, body, wants))

@@ -16,6 +16,7 @@ connection): the digest of the file is then known without reading it back.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mmap
 import os
@@ -83,12 +84,23 @@ class FileSink:
         return self._hash.digest() if self._hashed == self.length else None
 
     def _write_direct(self, part: _Part, n: int) -> None:
-        """Write the aligned first `n` bytes of the buffer (n a multiple of ALIGN)."""
+        """Write the aligned first `n` bytes of the buffer (n a multiple of ALIGN); a filesystem
+        that opened the file with O_DIRECT but refuses the write (EINVAL: a block larger than
+        ALIGN, some FUSE or network ones) has it, and every later write, go plainly."""
         view = memoryview(part.buffer)[:n]
         done = 0
-        while done < n:
-            done += os.pwritev(self.direct, [view[done:]], part.start + done)  # type: ignore[arg-type]
-        view.release()
+        try:
+            while done < n and self.direct is not None:
+                try:
+                    done += os.pwritev(self.direct, [view[done:]], part.start + done)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    os.close(self.direct)
+                    self.direct = None
+            self._plain(part.start + done, view[done:])
+        finally:
+            view.release()
         part.start += n
         part.buffer[: part.used - n] = part.buffer[n : part.used]
         part.used -= n
@@ -99,16 +111,18 @@ class FileSink:
             data, at = data[written:], at + written
 
     def close(self) -> None:
-        """Write every part's gathered bytes (aligned ones directly, a tail plainly)."""
+        """Write every part's gathered bytes (aligned ones directly, a tail plainly); the
+        buffers and descriptors are released whatever fails."""
         try:
             for part in self.parts.values():
                 aligned = part.used - part.used % ALIGN
                 if aligned:
                     self._write_direct(part, aligned)
                 self._plain(part.start, memoryview(part.buffer)[: part.used])
+        finally:
+            for part in self.parts.values():
                 part.buffer.close()
             self.parts.clear()
-        finally:
             os.close(self.fd)
             if self.direct is not None:
                 os.close(self.direct)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import ModuleType
 from typing import Any
 
@@ -150,9 +151,7 @@ class FastKernel:
 
         # the calling thread takes the first part itself: one hand-off fewer, and it is awake
         others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
-        part(0)
-        for f in others:
-            f.result()
+        _join(part, others)
 
     def fill_runs(self, out: Any, s: Sampling, starts: I64, lengths: I64) -> None:
         """Fills `out` with the values of runs of the full tensor's elements (starts, lengths),
@@ -173,9 +172,18 @@ class FastKernel:
                 _generate_runs(out[lo:hi], kind, *mine, key, **args)
 
         others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
+        _join(part, others)
+
+
+def _join(part: Callable[[int], None], others: list[Future[None]]) -> None:
+    """Part 0 in this thread, then every other part waited for, even when part 0 raised: the
+    buffer they write must not go back to a caller (or a pool of spare buffers) before they end."""
+    try:
         part(0)
-        for f in others:
-            f.result()
+    finally:
+        wait(others)
+    for f in others:
+        f.result()
 
 
 def _between(starts: I64, lengths: I64, ends: I64, lo: int, hi: int) -> tuple[I64, I64]:

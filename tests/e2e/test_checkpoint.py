@@ -171,6 +171,11 @@ def test_cli_checkpoint_refusals(server: Server, tmp_path: Path) -> None:
                        "5 parsecs", "-o", str(tmp_path / "x"), "--url", server.url)  # fmt: skip
     assert code == 2
     assert "is not a size" in err
+    code, _, err = cli("checkpoint", "hf.llama", "--config", str(config), "--layout", "dcp",
+                       "--max-shard-size", "5GB", "-o", str(tmp_path / "x"),
+                       "--url", server.url)  # fmt: skip
+    assert code == 2
+    assert "--max-shard-size applies to --layout hf" in err
     assert not (tmp_path / "x").exists()
 
 

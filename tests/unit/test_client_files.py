@@ -4,6 +4,7 @@ order the parts interleave in; the in-stream digest exists only for bytes that c
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
@@ -78,3 +79,22 @@ def test_without_o_direct_everything_is_written_plainly(
     assert sink.direct is None
     assert (tmp_path / "f.part").read_bytes() == data
     assert sha256(tmp_path / "f.part") == hashlib.sha256(data).digest()
+
+
+def test_a_filesystem_that_refuses_a_direct_write_gets_it_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O_DIRECT opened but refused at the first write (EINVAL): that write and every later one
+    go through pwrite, and the file is whole."""
+    calls: list[int] = []
+
+    def refuse(fd: int, *_: object) -> int:
+        calls.append(fd)
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(os, "pwritev", refuse)
+    data = random.Random(3).randbytes(3 * BUFFER + 5000)
+    sink, _ = write(tmp_path / "f.part", data, [BUFFER + 100], 1 << 20, 3)
+    assert len(calls) == 1
+    assert sink.direct is None
+    assert (tmp_path / "f.part").read_bytes() == data
