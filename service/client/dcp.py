@@ -62,6 +62,22 @@ def _dtype(code: str) -> str:
             "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}[code]  # fmt: skip
 
 
+def _write_metadata(directory: Path, state: dict[str, Any], storage: dict[Any, Any]) -> None:
+    """`.metadata` as FileSystemWriter.finish writes it (pickled `Metadata`), through a
+    temporary name: written last, when every tensor is."""
+    meta = metadata.Metadata(
+        state_dict_metadata=state,
+        planner_data={name: (name,) for name in state},
+        storage_data=storage,
+        storage_meta=metadata.StorageMeta(checkpoint_id=str(directory), save_id=str(uuid.uuid4())),
+        version=filesystem.CURRENT_DCP_VERSION,
+    )
+    part = directory / f"{META}.tmp"
+    with part.open("wb") as f:
+        pickle.dump(meta, f)
+    part.replace(directory / META)
+
+
 def write(
     client: Client,
     body: Mapping[str, Any],
@@ -101,15 +117,5 @@ def write(
             done += t["data_offsets"][1] - t["data_offsets"][0]
             if progress is not None:
                 progress(done, total)
-    meta = metadata.Metadata(
-        state_dict_metadata=state,
-        planner_data={name: (name,) for name in state},
-        storage_data=storage,
-        storage_meta=metadata.StorageMeta(checkpoint_id=str(directory), save_id=str(uuid.uuid4())),
-        version=filesystem.CURRENT_DCP_VERSION,
-    )
-    part = directory / f"{META}.tmp"
-    with part.open("wb") as f:
-        pickle.dump(meta, f)
-    part.replace(directory / META)
+    _write_metadata(directory, state, storage)
     return int(whole["seed"]), total
