@@ -217,8 +217,9 @@ class Plan:
             "scheme": p.scheme,
             "convention": p.convention,
             "kind": law.kind,
-            "fan_in": p.fan_in,
-            "fan_out": p.fan_out,
+            # only fans the values use: the header bytes stay those of every pinned request
+            "fan_in": p.fan_in if p.uses_fans else None,
+            "fan_out": p.fan_out if p.uses_fans else None,
             "mode": p.mode,
             "gain": p.gain,
             "std": law.stddev,

@@ -240,9 +240,12 @@ class PlanOut(BaseModel):
     kind: str
     rule: str = Field(description="the framework call this reproduces")
     formula: str = Field(description="the formula with this request's numbers")
-    fan_in: Number | None
-    fan_out: Number | None
-    mode: Mode | None
+    fan_in: Number | None = Field(
+        description="the tensor's fan-in by the convention's rule (or the explicit fan_in), "
+        "whether or not the scheme uses it; null where the framework itself raises"
+    )
+    fan_out: Number | None = Field(description="the fan-out, likewise")
+    mode: Mode | None = Field(description="the fan the scale divides by; null: no fan is used")
     n: Number | None = Field(description="the fan the scale is divided by, after any clamp")
     scale: Number | None = Field(description="variance scale (gain²)")
     gain: Number | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from service.arguments import Declared, check, declared
 from service.errors import SchemeError, ShapeError, clip, one_of
@@ -23,7 +23,7 @@ from service.schemes.builders import (
     uniform,
     variance_scaling_scheme,
 )
-from service.schemes.conventions import RULES, rule
+from service.schemes.conventions import RULES, ConventionRule, rule
 from service.schemes.laws import SchemePlan
 from service.schemes.vocabulary import (
     CONVENTIONS,
@@ -297,4 +297,16 @@ def resolve(
     for name, fan in (("fan_in", fan_spec.fan_in), ("fan_out", fan_spec.fan_out)):
         if fan is not None and not (math.isfinite(fan) and fan > 0):
             raise ShapeError(f"{name} must be a finite number > 0; received {fan}")
-    return entry.build(Context(entry.name, conv, tuple(shape), fan_spec, resolved))
+    plan = entry.build(Context(entry.name, conv, tuple(shape), fan_spec, resolved))
+    return plan if plan.fan_in is not None else _with_fans(plan, conv, fan_spec)
+
+
+def _with_fans(plan: SchemePlan, conv: ConventionRule, spec: FanSpec) -> SchemePlan:
+    """A plan whose values do not use the fans still reports the tensor's fans by its
+    convention's rule (explicit fans and axes honoured as by any scheme); `mode` stays None and
+    nothing drawn depends on them. None, with a note why, where the framework itself raises."""
+    try:
+        fan_in, fan_out = conv.fans(plan.shape, spec)
+    except ShapeError as exc:
+        return replace(plan, notes=(*plan.notes, f"fan_in and fan_out not reported: {exc}"))
+    return replace(plan, fan_in=fan_in, fan_out=fan_out)

@@ -50,14 +50,20 @@ class SchemePlan:
     law: Law
     rule: str  # the framework call this reproduces
     formula: str  # the formula with this request's numbers substituted
-    fan_in: float | None = None
+    fan_in: float | None = None  # the tensor's fans by the convention (or explicit), if defined
     fan_out: float | None = None
-    mode: Mode | None = None
+    mode: Mode | None = None  # the fan the scale is divided by; None: the values use no fan
     n: float | None = None  # the fan the scale is divided by, after any clamp
     scale: float | None = None  # variance scale (gain²)
     gain: float | None = None
     kept_axis: int | None = None  # orthogonal: the axis that becomes the matrix's columns
     notes: tuple[str, ...] = ()
+
+    @property
+    def uses_fans(self) -> bool:
+        """Whether the values depend on the fans (a `mode` divides the scale). Every plan reports
+        its tensor's fans where the convention defines them; only these are part of its numbers."""
+        return self.mode is not None
 
 
 # --------------------------------------------------------------------------------------------

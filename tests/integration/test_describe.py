@@ -246,3 +246,100 @@ def test_describe_gives_the_repr_digest_once_it_is_known(client: TestClient) -> 
     digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
     described = client.post("/v1/tensors/describe", json=body).json()
     assert described["repr_digest"] == f"sha-256=:{digest}:"
+
+
+# Issue 18, point 2: every plan reports its tensor's fans; the bytes, ETags and X-Init headers
+# stay those the service gave before (sha-256 and ETags recorded from it, seed 3).
+PINNED = [
+    (
+        {"shape": [4, 6], "scheme": "normal", "convention": "torch", "format": "safetensors"},
+        '"5b5d700813618a313ca32e573ec0165f"',
+        "4c16ca8b9e13964176267c8fe81406f6a1434e0fd0df00b1d727eebc89e9bd6a",
+    ),
+    (
+        {"shape": [5], "scheme": "zeros", "convention": "torch", "format": "safetensors"},
+        '"220f36061df2161905c62bf1f9be3db2"',
+        "e65c468748daf6dbffaf2d8b45985197a0eeb39f49b1a43152a3b09b4b518d37",
+    ),
+    (
+        {"shape": [2, 3, 4, 5], "scheme": "truncated_normal", "convention": "jax"}
+        | {"format": "safetensors"},
+        '"287375d54210db67145e63ec66d8f024"',
+        "f38186145a26d7b474b7156e185e5c933b6acd20b2e2299a9290e2e543f4b028",
+    ),
+    (
+        {"shape": [4, 6], "scheme": "identity", "convention": "keras", "format": "npy"},
+        '"699b905d94d761d33208731a94b3c0b2"',
+        "5ac900e4c8555086ce20a4fac8439abb6154062445fa19d771eb2f99184a2b32",
+    ),
+    (
+        {"shape": [3, 4, 5], "scheme": "dirac", "convention": "torch", "format": "safetensors"},
+        '"393fe56a677aea14bb9d1c0f1456e00a"',
+        "6869cb3a15c97ae6c2c5fc79399aef5a1e473bce40efe5990355da6671378245",
+    ),
+    (
+        {"shape": [3, 4, 5], "scheme": "he_normal", "convention": "keras", "format": "safetensors"},
+        '"414a3226c7ec484f7194bfa8e3f2fd30"',
+        "b9b95d72d6f486977e34e290dc882ed54569d0f0468e1eb950a222332fae914b",
+    ),
+    (
+        {"shape": [3, 4, 5], "scheme": "normal", "convention": "jax", "format": "safetensors"}
+        | {"in_axes": [0], "out_axes": [-1]},
+        '"5650d1f77fb2094004fd0ed533303414"',
+        "9c5a80b2118236ee82bf8c2c5b2aa7f9150448b40ad8fb5b704c5155c241765f",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "etag", "sha256"), PINNED)
+def test_reported_fans_change_no_byte_and_no_etag(
+    client: TestClient, body: dict[str, object], etag: str, sha256: str
+) -> None:
+    import hashlib
+
+    body = {**body, "seed": 3}
+    r = client.post("/v1/tensors", json=body)
+    assert r.status_code == 200, r.text
+    assert (r.headers["etag"], hashlib.sha256(r.content).hexdigest()) == (etag, sha256)
+    plan = describe(client, **body)["plan"]
+    assert isinstance(plan, dict)
+    if plan["mode"] is None:  # the fans are description: not in the header bytes, nor X-Init-*
+        assert "x-init-fan-in" not in r.headers
+        assert b'"fan_in"' not in r.content
+    assert describe(client, **body)["etag"] == etag
+
+
+def test_describe_reports_fans_of_schemes_that_do_not_use_them(client: TestClient) -> None:
+    body = {"shape": [64, 32, 3, 3], "scheme": "trunc_normal", "convention": "torch", "seed": 1}
+    plan = describe(client, **body)["plan"]
+    assert isinstance(plan, dict)
+    assert (plan["fan_in"], plan["fan_out"], plan["mode"], plan["n"]) == (288, 576, None, None)
+    query = "shape=3,3,32,64&convention=keras&seed=1&describe=true"
+    got = client.get(f"/v1/tensors/orthogonal?{query}").json()["plan"]
+    assert (got["fan_in"], got["fan_out"], got["mode"]) == (288, 576, None)
+    rank1 = describe(client, shape=[5], scheme="zeros", convention="torch")["plan"]
+    assert isinstance(rank1, dict)  # torch raises for rank < 2: none, and a note says why
+    assert (rank1["fan_in"], rank1["fan_out"]) == (None, None)
+    assert any("fewer than 2 dimensions" in n for n in rank1["notes"])
+
+
+def test_bundle_describe_reports_every_members_fans(client: TestClient) -> None:
+    import hashlib
+
+    body: dict[str, object] = {
+        "seed": 1,
+        "convention": "jax",
+        "tensors": [
+            {"name": "w", "shape": [3, 3, 32, 64], "scheme": "normal"},
+            {"name": "b", "shape": [64], "scheme": "zeros"},
+        ],
+    }
+    r = client.post("/v1/bundles/describe", json=body)
+    assert r.status_code == 200, r.text
+    plans = {t["name"]: t["plan"] for t in r.json()["tensors"]}
+    assert (plans["w"]["fan_in"], plans["w"]["fan_out"], plans["w"]["mode"]) == (288, 576, None)
+    assert (plans["b"]["fan_in"], plans["b"]["fan_out"]) == (None, None)  # jax raises, rank 1
+    got = client.post("/v1/bundles", json=body)  # bytes and ETag as the service gave before
+    assert got.headers["etag"] == '"36f6242c4805fac8dd8825d8e43426d7"' == r.json()["etag"]
+    digest = "bd7d5a7e4e8a7c45516a40f952bc040be8ed1352910bcba6c107180b1c3fe1c7"
+    assert hashlib.sha256(got.content).hexdigest() == digest
