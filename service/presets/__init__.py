@@ -18,6 +18,7 @@ from service.presets import (
     flax,
     gpt2,
     keras,
+    keras_more,
     torch,
     torch_more,
     torch_norm,
@@ -32,7 +33,8 @@ __all__ = ["PRESETS", "Member", "Preset", "count", "expand", "lookup"]
 def _table() -> list[Preset[Any]]:
     rows = [*torch.ROWS, *torch_norm.ROWS, *torch_sequence.ROWS]
     rows += [*torch_more.ROWS, *torch_transformer.ROWS]
-    rows += [*keras.ROWS, *flax.ROWS, *gpt2.ROWS]
+    rows += [*keras.ROWS, *keras_more.ROWS, *flax.ROWS, *gpt2.ROWS]
+    rows += [p for dims in (1, 2, 3) for p in keras_more.spatial(dims)]
     for dims in (1, 2, 3):
         rows += [*torch.spatial(dims), *torch_norm.spatial(dims), *keras.spatial(dims)]
     return rows

@@ -62,6 +62,21 @@ REPRESENTATIVE: Mapping[str, Mapping[str, object]] = {
         )
     },
     **{f"torch.BatchNorm{d}d": {"num_features": 6} for d in (1, 2, 3)},
+    **{
+        f"keras.Conv{d}DTranspose": {"in_channels": 4, "filters": 6, "kernel_size": 3}
+        for d in (1, 2, 3)
+    },
+    **{f"keras.DepthwiseConv{d}D": {"in_channels": 4, "kernel_size": 3} for d in (1, 2)},
+    **{
+        f"keras.SeparableConv{d}D": {"in_channels": 4, "filters": 6, "kernel_size": 3}
+        for d in (1, 2)
+    },
+    "keras.LayerNormalization": {"shape": [3, 4]},
+    "keras.BatchNormalization": {"features": 6},
+    "keras.SimpleRNN": {"input_dim": 3, "units": 4},
+    "keras.LSTM": {"input_dim": 3, "units": 4},
+    "keras.GRU": {"input_dim": 3, "units": 4},
+    "keras.MultiHeadAttention": {"query_dim": 8, "num_heads": 2, "key_dim": 4},
 }
 
 
@@ -98,7 +113,7 @@ def test_the_registry_keeps_its_order() -> None:
         "torch.BatchNorm3d",
         "keras.Conv3D",
     ]
-    assert len(names) == 40
+    assert len(names) == 53
 
 
 def _uniform(name: str, shape: tuple[int, ...], bound: float) -> Member:
