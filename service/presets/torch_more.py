@@ -26,6 +26,7 @@ from typing import Any, Literal
 from service.arguments import arg
 from service.errors import ShapeError
 from service.presets.base import Member, Preset, constant, divisible, uniform
+from service.presets.torch_norm import running_stats
 from service.schemes import Params
 from service.shapes import MAX_DIM
 
@@ -92,14 +93,9 @@ def _affine(name: str, n: int, affine: bool, bias: bool) -> list[Member]:
 
 
 def instance_norm(name: str, a: InstanceNormArgs) -> list[Member]:
-    n = (a.num_features,)
     out = _affine(name, a.num_features, a.affine, a.bias)
     if a.track_running_stats:
-        out += [
-            constant(f"{name}.running_mean", n, 0.0),
-            constant(f"{name}.running_var", n, 1.0),
-            constant(f"{name}.num_batches_tracked", (), 0.0, dtype="int64"),
-        ]
+        out += running_stats(name, a.num_features)
     return out
 
 

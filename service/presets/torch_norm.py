@@ -61,12 +61,19 @@ def batch_norm(name: str, a: BatchNormArgs) -> list[Member]:
     if a.affine:
         out += [constant(f"{name}.weight", n, 1.0), constant(f"{name}.bias", n, 0.0)]
     if a.track_running_stats:
-        out += [
-            constant(f"{name}.running_mean", n, 0.0),
-            constant(f"{name}.running_var", n, 1.0),
-            constant(f"{name}.num_batches_tracked", (), 0.0, dtype="int64"),
-        ]
+        out += running_stats(name, a.num_features)
     return out
+
+
+def running_stats(name: str, features: int) -> list[Member]:
+    """_NormBase's buffers (batchnorm.py): running_mean 0, running_var 1, num_batches_tracked
+    an int64 0; BatchNorm's and InstanceNorm's alike."""
+    n = (features,)
+    return [
+        constant(f"{name}.running_mean", n, 0.0),
+        constant(f"{name}.running_var", n, 1.0),
+        constant(f"{name}.num_batches_tracked", (), 0.0, dtype="int64"),
+    ]
 
 
 ROWS: tuple[Preset[Any], ...] = (
