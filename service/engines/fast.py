@@ -70,49 +70,43 @@ def _kind(d: type[Random]) -> int:
 NO_TRUNCATION = (0.0, 0.0, 0.0, 0.0, 1.0)  # t_lo, t_hi, t_low_cdf, t_mass, t_sign
 
 
-def _generate(
-    out: Any,
-    kind: type[Random],
-    start: int,
-    stop: int,
-    s: tuple[int, int, bool],
-    *,
-    loc: float = 0.0,
-    sigma: float = 0.0,
-    low: float = 0.0,
-    width: float = 0.0,
-    trunc: tuple[float, float, float, float, float] = NO_TRUNCATION,
-) -> None:
-    """The one call of `_fastcore.generate`, in its argument order; `s` is (seed, stream, wide)."""
-    if CORE is None:
-        raise RuntimeError("the fused kernel was not built")
-    seed, stream, wide = s
-    CORE.generate(
-        out, _kind(kind), start, stop, seed, stream, int(wide), loc, sigma, low, width, *trunc
-    )
+class Draw:
+    """A random distribution as the kernel takes it: its enum kind, (seed, stream, wide), and
+    its parameters in `_fastcore`'s argument order."""
 
+    def __init__(
+        self,
+        kind: type[Random],
+        s: tuple[int, int, bool],
+        *,
+        loc: float = 0.0,
+        sigma: float = 0.0,
+        low: float = 0.0,
+        width: float = 0.0,
+        trunc: tuple[float, float, float, float, float] = NO_TRUNCATION,
+    ) -> None:
+        if CORE is None:
+            raise RuntimeError("the fused kernel was not built")
+        seed, stream, wide = s
+        self.core: ModuleType = CORE
+        self.head = (_kind(kind),)
+        self.tail = (seed, stream, int(wide), loc, sigma, low, width, *trunc)
 
-def _generate_runs(
-    out: Any,
-    kind: type[Random],
-    starts: I64,
-    lengths: I64,
-    s: tuple[int, int, bool],
-    *,
-    loc: float = 0.0,
-    sigma: float = 0.0,
-    low: float = 0.0,
-    width: float = 0.0,
-    trunc: tuple[float, float, float, float, float] = NO_TRUNCATION,
-) -> None:
-    """The one call of `_fastcore.generate_runs`: the values of runs of the full tensor's
-    elements (int64 starts and lengths), one after another in `out`; `s` as `_generate`'s."""
-    if CORE is None:
-        raise RuntimeError("the fused kernel was not built")
-    seed, stream, wide = s
-    CORE.generate_runs(
-        out, _kind(kind), starts, lengths, seed, stream, int(wide), loc, sigma, low, width, *trunc
-    )
+    @classmethod
+    def of(cls, s: Sampling) -> Draw:
+        d = s.distribution
+        if not isinstance(d, RANDOM):
+            raise ValueError(f"the fused kernel does not draw kind {d.kind!r}")
+        return cls(type(d), (s.seed, s.stream, s.dtype.words == 2), **_arguments(d))
+
+    def generate(self, out: Any, start: int, stop: int) -> None:
+        """`_fastcore.generate`: values [start, stop) into `out`."""
+        self.core.generate(out, *self.head, start, stop, *self.tail)
+
+    def generate_runs(self, out: Any, starts: I64, lengths: I64) -> None:
+        """`_fastcore.generate_runs`: the values of runs of the full tensor's elements (int64
+        starts and lengths), one after another in `out`."""
+        self.core.generate_runs(out, *self.head, starts, lengths, *self.tail)
 
 
 def standard_normals(count: int, seed: int, stream: int) -> npt.NDArray[np.float64]:
@@ -120,7 +114,7 @@ def standard_normals(count: int, seed: int, stream: int) -> npt.NDArray[np.float
     `rng.normal_ppf(rng.uniform(..., wide=True))` gives (z * 1 + 0 is z: Φ⁻¹ never gives -0),
     without that path's float64 temporaries."""
     out = np.empty(count, dtype=np.float64)
-    _generate(out, Normal, 0, count, (seed, stream, True), sigma=1.0)
+    Draw(Normal, (seed, stream, True), sigma=1.0).generate(out, 0, count)
     return out
 
 
@@ -134,10 +128,7 @@ class FastKernel:
         )
 
     def fill(self, out: Any, s: Sampling, start: int, stop: int) -> None:
-        d = s.distribution
-        if not isinstance(d, RANDOM):
-            raise ValueError(f"the fused kernel does not draw kind {d.kind!r}")
-        kind, key, args = type(d), (s.seed, s.stream, s.dtype.words == 2), _arguments(d)
+        draw = Draw.of(s)
         n = stop - start
         parts = self.threads if self.pool is not None and n >= MIN_SPLIT else 1
         edges = [start + n * i // parts for i in range(parts + 1)]
@@ -147,7 +138,7 @@ class FastKernel:
         def part(i: int) -> None:
             lo, hi = edges[i], edges[i + 1]
             chunk = view[(lo - start) * size : (hi - start) * size]
-            _generate(chunk, kind, lo, hi, key, **args)
+            draw.generate(chunk, lo, hi)
 
         # the calling thread takes the first part itself: one hand-off fewer, and it is awake
         others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
@@ -156,10 +147,7 @@ class FastKernel:
     def fill_runs(self, out: Any, s: Sampling, starts: I64, lengths: I64) -> None:
         """Fills `out` with the values of runs of the full tensor's elements (starts, lengths),
         one after another: one kernel call per thread, split by elements, not by run."""
-        d = s.distribution
-        if not isinstance(d, RANDOM):
-            raise ValueError(f"the fused kernel does not draw kind {d.kind!r}")
-        kind, key, args = type(d), (s.seed, s.stream, s.dtype.words == 2), _arguments(d)
+        draw = Draw.of(s)
         ends = np.cumsum(lengths)
         n = int(ends[-1]) if len(ends) else 0
         parts = self.threads if self.pool is not None and n >= MIN_SPLIT else 1
@@ -169,7 +157,7 @@ class FastKernel:
             lo, hi = edges[i], edges[i + 1]
             if hi > lo:
                 mine = _between(starts, lengths, ends, lo, hi)
-                _generate_runs(out[lo:hi], kind, *mine, key, **args)
+                draw.generate_runs(out[lo:hi], *mine)
 
         others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
         _join(part, others)

@@ -136,17 +136,17 @@ def test_a_column_shard_is_one_kernel_call_of_its_own_elements(
     if not fast.available():
         pytest.skip("the fused kernel was not built here")
     calls: list[int] = []
-    real = fast._generate_runs
+    real = fast.Draw.generate_runs
 
-    def counted(out: Any, kind: Any, starts: Any, lengths: Any, *args: Any, **kw: Any) -> None:
+    def counted(draw: fast.Draw, out: Any, starts: Any, lengths: Any) -> None:
         calls.append(int(lengths.sum()))
-        real(out, kind, starts, lengths, *args, **kw)
+        real(draw, out, starts, lengths)
 
     def never(*_: Any, **__: Any) -> None:
         raise AssertionError("the whole range was generated")
 
-    monkeypatch.setattr(fast, "_generate_runs", counted)
-    monkeypatch.setattr(fast, "_generate", never)
+    monkeypatch.setattr(fast.Draw, "generate_runs", counted)
+    monkeypatch.setattr(fast.Draw, "generate", never)
     part = Slice(((0, 4096), (1536, 2048)))
     s = sampling((4096, 4096), part)
     data = NumpyEngine(threads=1).generate(s, 0, part.numel)
