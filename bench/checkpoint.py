@@ -67,12 +67,22 @@ def ours(
     env = {"WEIGHTGEN_MAX_ELEMENTS": str(2**32), "WEIGHTGEN_MAX_BYTES": str(2**36), **settings}
     with live_server(work, env) as server:
         idle = hwm(server.pid)
+        user, system = cpu(server.pid)
         wall, cli = timed([sys.executable, "-m", "service.cli", "checkpoint", "hf.llama",
                            "--config", str(work / "config.json"), "--seed", "0",
                            "--max-shard-size", "5GB", "-o", str(out),
                            "--url", server.url])  # fmt: skip
         peak = hwm(server.pid)
+        user, system = (b - a for a, b in zip((user, system), cpu(server.pid), strict=True))
+    print(f"  server CPU during the write: user {user:.1f} s, system {system:.1f} s")
     return wall, cli, peak, idle
+
+
+def cpu(pid: int) -> tuple[float, float]:
+    """A live process's (user, system) CPU seconds so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def size(path: Path) -> int:

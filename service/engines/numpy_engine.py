@@ -140,8 +140,8 @@ class NumpyEngine:
 
     def _take(self, n: int) -> npt.NDArray[np.float32]:
         """A float32 buffer of at least n values, kept from an earlier block where one is free:
-        a new one per block would be new pages every block, which the OS must fault in (0.5 to
-        2 s of system time per GB on a small VM; docs/decisions.md)."""
+        a new one per block would be new pages every block, which the OS must fault in (the
+        server's system time that `bench.checkpoint` prints)."""
         with self.lock:
             for i, kept in enumerate(self.spare):
                 if kept.size >= n:
