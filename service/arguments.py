@@ -35,6 +35,11 @@ class Arg:
     le: float | None = None
     min_items: int | None = None
     max_items: int | None = None
+    framework: str | None = ""  # the framework's own name: "" the same, None it has none
+
+
+SAME = ""  # `framework=SAME`: the framework calls the argument by the same name
+INFERRED = None  # `framework=INFERRED`: no such argument; the layer infers it (from its input)
 
 
 def arg(
@@ -46,9 +51,13 @@ def arg(
     le: float | None = None,
     min_items: int | None = None,
     max_items: int | None = None,
+    framework: str | None = SAME,
 ) -> Any:
-    """A dataclass field carrying its declaration (as `dataclasses.field` does its default)."""
-    meta = {"arg": Arg(description, ge, gt, le, min_items, max_items)}
+    """A dataclass field carrying its declaration (as `dataclasses.field` does its default).
+    `framework` is what the framework itself calls the argument (a preset's layer constructor):
+    SAME (the default), another name, or INFERRED where the layer takes no such argument and
+    infers the value (Keras and Flax read input features from the input when they build)."""
+    meta = {"arg": Arg(description, ge, gt, le, min_items, max_items, framework)}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -71,6 +80,11 @@ class Declared:
         if get_origin(self.annotation) in (Union, types.UnionType):
             return tuple(a for a in get_args(self.annotation) if a is not type(None))
         return (self.annotation,)
+
+    @property
+    def framework_name(self) -> str | None:
+        """The framework's own name for the argument; None where the layer infers it."""
+        return self.name if self.arg.framework == SAME else self.arg.framework
 
     @property
     def nullable(self) -> bool:

@@ -74,14 +74,17 @@ def catalogue() -> dict[str, Any]:
 
 @functools.cache
 def preset_catalogue() -> dict[str, Any]:
-    """Every layer preset, its arguments (their declarations: type, meaning, default, bounds);
+    """Every layer preset, its arguments (their declarations: type, meaning, default, bounds,
+    and the framework's own name for each, null where the layer reads it from its input);
     built once, not to mutate."""
     return {
         "presets": [
             {
                 "name": p.name,
                 "summary": p.summary,
-                "args": [d.describe() for d in declared(p.args)],
+                "args": [
+                    {**d.describe(), "framework_name": d.framework_name} for d in declared(p.args)
+                ],
             }
             for p in presets.PRESETS.values()
         ]

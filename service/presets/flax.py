@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.arguments import arg
+from service.arguments import INFERRED, arg
 from service.presets.base import Member, Preset, divisible, zero_bias
 from service.schemes import FanSpec, Params
 from service.shapes import MAX_DIM, MAX_RANK
@@ -19,14 +19,16 @@ USE_BIAS = "learn an additive bias"
 
 @dataclass(frozen=True)
 class DenseArgs:
-    in_features: int = arg("features of the input (the kernel's rows)", ge=0, le=MAX_DIM)
+    in_features: int = arg(
+        "features of the input (the kernel's rows)", ge=0, le=MAX_DIM, framework=INFERRED
+    )
     features: int = arg("features of the output", ge=0, le=MAX_DIM)
     use_bias: bool = arg(USE_BIAS, True)
 
 
 @dataclass(frozen=True)
 class ConvArgs:
-    in_features: int = arg("features (channels) of the input", ge=0, le=MAX_DIM)
+    in_features: int = arg("features (channels) of the input", ge=0, le=MAX_DIM, framework=INFERRED)
     features: int = arg("features (channels) of the output", ge=0, le=MAX_DIM)
     kernel_size: tuple[int, ...] = arg(
         "shape of the convolutional kernel, one int per spatial dimension",

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from service.arguments import arg
+from service.arguments import INFERRED, arg
 from service.errors import SchemeError
 from service.presets.base import MAX_COUNT, Member, Preset, zero_bias
 from service.schemes import Params
@@ -23,10 +23,16 @@ class LinearArgs:
     in_features: int = arg("size of each input sample", ge=0, le=MAX_DIM)
     out_features: int = arg("size of each output sample", ge=0, le=MAX_DIM)
     bias: bool = arg("learn an additive bias (zeros)", True)
-    std: float = arg(STD, 0.02, ge=0.0)
-    residual: bool = arg("a residual output projection: std/√(2·n_layers)", False)
+    std: float = arg(STD, 0.02, ge=0.0, framework="initializer_range")
+    residual: bool = arg(
+        "a residual output projection: std/√(2·n_layers)", False, framework=INFERRED
+    )
     n_layers: int | None = arg(
-        "transformer layers of the model (needed with residual)", None, ge=1, le=MAX_COUNT
+        "transformer layers of the model (needed with residual)",
+        None,
+        ge=1,
+        le=MAX_COUNT,
+        framework="n_layer",
     )
 
 
@@ -34,7 +40,7 @@ class LinearArgs:
 class EmbeddingArgs:
     num_embeddings: int = arg("size of the vocabulary (or of the positions)", ge=0, le=MAX_DIM)
     embedding_dim: int = arg("size of each embedding vector", ge=0, le=MAX_DIM)
-    std: float = arg(STD, 0.02, ge=0.0)
+    std: float = arg(STD, 0.02, ge=0.0, framework="initializer_range")
 
 
 def linear(name: str, a: LinearArgs) -> list[Member]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from service.arguments import arg
+from service.arguments import INFERRED, arg
 from service.presets.base import MAX_KERNEL_DIMS, Member, Preset, divisible, kernel, zero_bias
 from service.shapes import MAX_DIM
 
@@ -20,7 +20,9 @@ USE_BIAS = "learn an additive bias"
 
 @dataclass(frozen=True)
 class DenseArgs:
-    input_dim: int = arg("features of the input (the kernel's rows)", ge=0, le=MAX_DIM)
+    input_dim: int = arg(
+        "features of the input (the kernel's rows)", ge=0, le=MAX_DIM, framework=INFERRED
+    )
     units: int = arg("dimensionality of the output space", ge=0, le=MAX_DIM)
     use_bias: bool = arg(USE_BIAS, True)
 
@@ -33,7 +35,7 @@ class EmbeddingArgs:
 
 @dataclass(frozen=True)
 class ConvArgs:
-    in_channels: int = arg("channels of the input", ge=0, le=MAX_DIM)
+    in_channels: int = arg("channels of the input", ge=0, le=MAX_DIM, framework=INFERRED)
     filters: int = arg("dimensionality of the output space (output channels)", ge=0, le=MAX_DIM)
     kernel_size: int | tuple[int, ...] = arg(
         "size of the convolution window: one int for every dimension, or one per dimension",

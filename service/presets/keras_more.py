@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from service.arguments import arg
+from service.arguments import INFERRED, arg
 from service.errors import ShapeError
 from service.presets.base import MAX_KERNEL_DIMS, Member, Preset, constant, kernel, zero_bias
 from service.schemes import FanSpec
@@ -41,6 +41,7 @@ from service.shapes import MAX_DIM, MAX_RANK
 
 USE_BIAS = "learn an additive bias"
 IN_CHANNELS = "channels of the input (input_shape[-1], channels_last)"
+INPUT_DIM = "features of the input (input_shape[-1])"
 KERNEL_SIZE = "size of the convolution window: one int for every dimension, or one per dimension"
 DEPTH_MULTIPLIER = "depthwise output channels per input channel"
 # unit_forget_bias's bias is `ones` with every other element in zero_rows: 3·units of them.
@@ -53,7 +54,7 @@ def _kernel_size() -> Any:
 
 @dataclass(frozen=True)
 class ConvTransposeArgs:
-    in_channels: int = arg(IN_CHANNELS, ge=0, le=MAX_DIM)
+    in_channels: int = arg(IN_CHANNELS, ge=0, le=MAX_DIM, framework=INFERRED)
     filters: int = arg("dimensionality of the output space (output channels)", ge=0, le=MAX_DIM)
     kernel_size: int | tuple[int, ...] = _kernel_size()
     use_bias: bool = arg(USE_BIAS, True)
@@ -61,7 +62,7 @@ class ConvTransposeArgs:
 
 @dataclass(frozen=True)
 class DepthwiseArgs:
-    in_channels: int = arg(IN_CHANNELS, ge=0, le=MAX_DIM)
+    in_channels: int = arg(IN_CHANNELS, ge=0, le=MAX_DIM, framework=INFERRED)
     kernel_size: int | tuple[int, ...] = _kernel_size()
     depth_multiplier: int = arg(DEPTH_MULTIPLIER, 1, ge=1, le=MAX_DIM)
     use_bias: bool = arg(USE_BIAS, True)
@@ -69,7 +70,7 @@ class DepthwiseArgs:
 
 @dataclass(frozen=True)
 class SeparableArgs:
-    in_channels: int = arg(IN_CHANNELS, ge=0, le=MAX_DIM)
+    in_channels: int = arg(IN_CHANNELS, ge=0, le=MAX_DIM, framework=INFERRED)
     filters: int = arg("dimensionality of the output space (output channels)", ge=0, le=MAX_DIM)
     kernel_size: int | tuple[int, ...] = _kernel_size()
     depth_multiplier: int = arg(DEPTH_MULTIPLIER, 1, ge=1, le=MAX_DIM)
@@ -84,6 +85,7 @@ class LayerNormArgs:
         le=MAX_DIM,
         min_items=1,
         max_items=MAX_RANK,
+        framework=INFERRED,
     )
     center: bool = arg("learn the offset beta", True)
     scale: bool = arg("learn the scale gamma", True)
@@ -91,21 +93,23 @@ class LayerNormArgs:
 
 @dataclass(frozen=True)
 class BatchNormArgs:
-    features: int = arg("size of the normalized axis (input_shape[axis])", ge=0, le=MAX_DIM)
+    features: int = arg(
+        "size of the normalized axis (input_shape[axis])", ge=0, le=MAX_DIM, framework=INFERRED
+    )
     center: bool = arg("learn the offset beta", True)
     scale: bool = arg("learn the scale gamma", True)
 
 
 @dataclass(frozen=True)
 class RNNArgs:
-    input_dim: int = arg("features of the input (input_shape[-1])", ge=0, le=MAX_DIM)
+    input_dim: int = arg(INPUT_DIM, ge=0, le=MAX_DIM, framework=INFERRED)
     units: int = arg("dimensionality of the output space", ge=0, le=MAX_DIM)
     use_bias: bool = arg(USE_BIAS, True)
 
 
 @dataclass(frozen=True)
 class LSTMArgs:
-    input_dim: int = arg("features of the input (input_shape[-1])", ge=0, le=MAX_DIM)
+    input_dim: int = arg(INPUT_DIM, ge=0, le=MAX_DIM, framework=INFERRED)
     units: int = arg("dimensionality of the output space", ge=0, le=MAX_DIM)
     use_bias: bool = arg(USE_BIAS, True)
     unit_forget_bias: bool = arg("add 1 to the forget gate's bias at initialization", True)
@@ -113,7 +117,7 @@ class LSTMArgs:
 
 @dataclass(frozen=True)
 class GRUArgs:
-    input_dim: int = arg("features of the input (input_shape[-1])", ge=0, le=MAX_DIM)
+    input_dim: int = arg(INPUT_DIM, ge=0, le=MAX_DIM, framework=INFERRED)
     units: int = arg("dimensionality of the output space", ge=0, le=MAX_DIM)
     use_bias: bool = arg(USE_BIAS, True)
     reset_after: bool = arg("apply the reset gate after the matmul (separate biases)", True)
@@ -121,20 +125,34 @@ class GRUArgs:
 
 @dataclass(frozen=True)
 class MHAArgs:
-    query_dim: int = arg("features of the query (query_shape[-1])", ge=0, le=MAX_DIM)
+    query_dim: int = arg(
+        "features of the query (query_shape[-1])", ge=0, le=MAX_DIM, framework=INFERRED
+    )
     num_heads: int = arg("number of attention heads", ge=0, le=MAX_DIM)
     key_dim: int = arg("size of each head for query and key", ge=0, le=MAX_DIM)
     value_dim: int | None = arg(
         "size of each head for value (default key_dim)", None, ge=0, le=MAX_DIM
     )
     value_input_dim: int | None = arg(
-        "features of the value (value_shape[-1]; default query_dim)", None, ge=0, le=MAX_DIM
+        "features of the value (value_shape[-1]; default query_dim)",
+        None,
+        ge=0,
+        le=MAX_DIM,
+        framework=INFERRED,
     )
     key_input_dim: int | None = arg(
-        "features of the key (key_shape[-1]; default value_input_dim)", None, ge=0, le=MAX_DIM
+        "features of the key (key_shape[-1]; default value_input_dim)",
+        None,
+        ge=0,
+        le=MAX_DIM,
+        framework=INFERRED,
     )
     output_dim: int | None = arg(
-        "output features (Keras output_shape as one int; default query_dim)", None, ge=0, le=MAX_DIM
+        "output features (Keras output_shape as one int; default query_dim)",
+        None,
+        ge=0,
+        le=MAX_DIM,
+        framework="output_shape",
     )
     use_bias: bool = arg(USE_BIAS, True)
 
