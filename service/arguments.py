@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import sys
 import types
 from collections.abc import Mapping
@@ -22,7 +23,8 @@ from service.errors import SchemeError, one_of
 T = TypeVar("T")
 MISSING: Any = dataclasses.MISSING  # a declaration without a default: the argument is required
 MAX_FLOAT = sys.float_info.max  # an integer beyond it has no float: it is not a finite number
-Kind = Literal["integer", "number", "boolean", "string", "integers", "integer_or_integers"]
+Kind = Literal["integer", "number", "boolean", "string", "text", "integers", "integer_or_integers"]
+MAX_TEXT = 256  # a free-text argument (an einsum equation) holds at most this many characters
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Arg:
     min_items: int | None = None
     max_items: int | None = None
     framework: str | None = ""  # the framework's own name: "" the same, None it has none
+    pattern: str | None = None  # free text (not a choice): the regular expression it must match
 
 
 SAME = ""  # `framework=SAME`: the framework calls the argument by the same name
@@ -52,12 +55,13 @@ def arg(
     min_items: int | None = None,
     max_items: int | None = None,
     framework: str | None = SAME,
+    pattern: str | None = None,
 ) -> Any:
     """A dataclass field carrying its declaration (as `dataclasses.field` does its default).
     `framework` is what the framework itself calls the argument (a preset's layer constructor):
     SAME (the default), another name, or INFERRED where the layer takes no such argument and
     infers the value (Keras and Flax read input features from the input when they build)."""
-    meta = {"arg": Arg(description, ge, gt, le, min_items, max_items, framework)}
+    meta = {"arg": Arg(description, ge, gt, le, min_items, max_items, framework, pattern)}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -100,6 +104,8 @@ class Declared:
         parts = set(self.parts)
         if self.choices:
             return "string"
+        if parts == {str}:
+            return "text"
         if parts == {int, tuple[int, ...]}:
             return "integer_or_integers"
         kinds: dict[Any, Kind] = {
@@ -114,7 +120,10 @@ class Declared:
 
     def describe(self) -> dict[str, Any]:
         """The declaration as catalogue JSON: type, meaning, default, bounds, choices."""
-        out: dict[str, Any] = {"name": self.name, "type": self.kind}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "type": _CATALOGUE_TYPES.get(self.kind, self.kind),
+        }
         out["description"] = self.arg.description
         out["required"] = self.required
         if not self.required:
@@ -123,12 +132,17 @@ class Declared:
             out["nullable"] = True
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.kind == "text":
+            out["max_length"] = MAX_TEXT
+            if self.arg.pattern is not None:
+                out["pattern"] = self.arg.pattern
         for key in ("ge", "gt", "le", "min_items", "max_items"):
             if (value := getattr(self.arg, key)) is not None:
                 out[_CATALOGUE_KEYS[key]] = value
         return out
 
 
+_CATALOGUE_TYPES: Mapping[Kind, str] = {"text": "string"}  # free text is a JSON string
 _CATALOGUE_KEYS = {
     "ge": "minimum",
     "gt": "exclusive_minimum",
@@ -194,6 +208,7 @@ _TYPE_TEXT: Mapping[Kind, str] = {
     "number": "a number",
     "boolean": "true or false",
     "string": "a string",
+    "text": "a string",
     "integers": "a list of integers",
     "integer_or_integers": "an integer or a list of integers",
 }
@@ -214,6 +229,8 @@ def check(d: Declared, value: object, owner: str | None = None) -> object:
                 f"unknown {label} {_received(value)}; expected one of {one_of(d.choices)}"
             )
         return value
+    if kind == "text":
+        return _text(d, value, label, wanted)
     if kind == "boolean":
         if not isinstance(value, bool):
             raise SchemeError(f"{label} must be {wanted}; received {_received(value)}")
@@ -232,6 +249,17 @@ def check(d: Declared, value: object, owner: str | None = None) -> object:
     if kind == "integers":
         raise SchemeError(f"{label} must be {wanted}; received {_received(value)}")
     return _number(d, value, label, wanted, owner)
+
+
+def _text(d: Declared, value: object, label: str, wanted: str) -> str:
+    """Free text: a string of at most MAX_TEXT characters matching the declared pattern."""
+    if not isinstance(value, str):
+        raise SchemeError(f"{label} must be {wanted}; received {_received(value)}")
+    if len(value) > MAX_TEXT:
+        raise SchemeError(f"{label} must have at most {MAX_TEXT} characters; received {len(value)}")
+    if d.arg.pattern is not None and re.fullmatch(d.arg.pattern, value) is None:
+        raise SchemeError(f"{label} must match {d.arg.pattern}; received {_received(value)}")
+    return value
 
 
 def _number(d: Declared, value: object, label: str, wanted: str, owner: str | None) -> object:

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field
 from pydantic_core import PydanticUndefined
 
 from service import schemes
-from service.arguments import Declared, declared
+from service.arguments import MAX_TEXT, Declared, declared
 from service.plan import MAX_SEED
 from service.shapes import MAX_DIM, MAX_RANK
 
@@ -78,6 +78,8 @@ def annotation(d: Declared, *, strict: bool) -> Any:
     kind = d.kind
     if kind == "string":
         base: Any = d.parts[0] if len(d.parts) == 1 else d.annotation
+    elif kind == "text":
+        base = Annotated[str, Field(max_length=MAX_TEXT, pattern=d.arg.pattern, strict=True)]
     elif kind == "boolean":
         base = Annotated[bool, Field(strict=True)] if strict else bool
     elif kind == "integers":

@@ -1,6 +1,7 @@
 """Layer presets: a framework's layer, expanded into its named tensors, each with that
 framework's own default initialization: torch.nn (`torch.py`, `torch_norm.py`,
-`torch_sequence.py`), Keras 3 (`keras.py`), Flax linen (`flax.py`) and GPT-2 (`gpt2.py`).
+`torch_sequence.py`), Keras 3 (`keras.py`, `keras_more.py`, `keras_einsum.py`), Flax linen
+(`flax.py`, `flax_linen.py`, `flax_norm.py`) and GPT-2 (`gpt2.py`).
 
 Each preset declares its arguments once, as a frozen dataclass (`service.arguments`); `expand`
 checks a layer's JSON arguments against it and names the tensors, `count` says how many there
@@ -16,8 +17,11 @@ from typing import Any
 from service.errors import SchemeError, one_of
 from service.presets import (
     flax,
+    flax_linen,
+    flax_norm,
     gpt2,
     keras,
+    keras_einsum,
     keras_more,
     torch,
     torch_more,
@@ -33,7 +37,8 @@ __all__ = ["PRESETS", "Member", "Preset", "count", "expand", "lookup"]
 def _table() -> list[Preset[Any]]:
     rows = [*torch.ROWS, *torch_norm.ROWS, *torch_sequence.ROWS]
     rows += [*torch_more.ROWS, *torch_transformer.ROWS]
-    rows += [*keras.ROWS, *keras_more.ROWS, *flax.ROWS, *gpt2.ROWS]
+    rows += [*keras.ROWS, *keras_more.ROWS, *keras_einsum.ROWS, *flax.ROWS, *gpt2.ROWS]
+    rows += [*flax_linen.ROWS, *flax_norm.ROWS]
     rows += [p for dims in (1, 2, 3) for p in keras_more.spatial(dims)]
     for dims in (1, 2, 3):
         rows += [*torch.spatial(dims), *torch_norm.spatial(dims), *keras.spatial(dims)]

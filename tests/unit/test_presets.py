@@ -77,6 +77,28 @@ REPRESENTATIVE: Mapping[str, Mapping[str, object]] = {
     "keras.LSTM": {"input_dim": 3, "units": 4},
     "keras.GRU": {"input_dim": 3, "units": 4},
     "keras.MultiHeadAttention": {"query_dim": 8, "num_heads": 2, "key_dim": 4},
+    "keras.EinsumDense": {
+        "equation": "abc,cde->abde",
+        "input_shape": [2, 5, 16],
+        "output_shape": [5, 4, 8],
+        "bias_axes": "de",
+    },
+    "flax.ConvTranspose": {"in_features": 4, "features": 6, "kernel_size": [3, 3]},
+    "flax.DenseGeneral": {"in_features": [3, 4], "features": [2, 5], "batch_shape": [2]},
+    "flax.MultiHeadDotProductAttention": {
+        "num_heads": 2,
+        "query_features": 8,
+        "key_features": 6,
+        "qkv_features": 4,
+    },
+    **{
+        f"flax.{cell}": {"in_features": 3, "features": 4}
+        for cell in ("LSTMCell", "OptimizedLSTMCell", "GRUCell")
+    },
+    "flax.LayerNorm": {"feature_shape": [3, 4]},
+    "flax.RMSNorm": {"feature_shape": 8},
+    "flax.BatchNorm": {"feature_shape": 6},
+    "flax.GroupNorm": {"features": 6, "num_groups": 2},
 }
 
 
@@ -113,7 +135,7 @@ def test_the_registry_keeps_its_order() -> None:
         "torch.BatchNorm3d",
         "keras.Conv3D",
     ]
-    assert len(names) == 53
+    assert len(names) == 64
 
 
 def _uniform(name: str, shape: tuple[int, ...], bound: float) -> Member:

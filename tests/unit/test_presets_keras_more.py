@@ -2,7 +2,8 @@
 backend): weight paths, shapes and dtypes exactly, the bundle (through `POST /v1/bundles/describe`
 and its url) loaded with `layer.set_weights` in the layer's weight order, every random tensor
 KS-compared with Keras' own initialization pooled over seeds, orthogonal tensors orthogonal,
-constants exact, the transposed kernels' fans as Keras' `compute_fans` takes them, counts, and
+constants exact, EinsumDense's kernel and bias shapes for every equation form, the transposed
+kernels' fans as Keras' `compute_fans` takes them, counts, and
 the refusals as 422s naming the argument."""
 
 from __future__ import annotations
@@ -165,7 +166,27 @@ CASES: list[tuple[str, dict[str, Any], Build]] = [
         {"query_dim": 8, "num_heads": 3, "key_dim": 5, "value_input_dim": 6, "use_bias": False},
         _mha(((1, 3, 8), (1, 4, 6)), num_heads=3, key_dim=5, use_bias=False),
     ),
+    *[
+        (
+            "keras.EinsumDense",
+            {"equation": eq, "input_shape": list(shape), "output_shape": out, "bias_axes": bias},
+            _built(lambda eq=eq, out=out, bias=bias: _einsum(eq, out, bias), shape),
+        )
+        for eq, shape, out, bias in [
+            ("ab,bc->ac", (2, 16), 8, "c"),
+            ("abc,cde->abde", (2, 5, 16), [5, 4, 8], "de"),
+            ("abc,cde->abde", (2, 5, 16), [5, 4, 8], "e"),
+            ("abc,bcd->ad", (2, 3, 6), 9, None),
+            ("...b,bc->...c", (2, 5, 7, 16), 8, "c"),
+            ("ab...,bc->ac...", (2, 16, 3, 4), [8, 3, 4], "c"),
+            ("abcd,cde->abe", (2, 4, 3, 5), [4, 6], "b"),
+        ]
+    ],
 ]
+
+
+def _einsum(equation: str, output_shape: int | list[int], bias_axes: str | None) -> Any:
+    return L.EinsumDense(equation, output_shape, bias_axes=bias_axes, name="m")
 
 
 def _ids(case: object) -> str:
@@ -285,6 +306,12 @@ def test_transposed_kernel_fans_are_keras_compute_fans(client: TestClient) -> No
     assert (fan_in, fan_out) == (12 * 6, 8 * 6)
 
 
+def test_einsum_dense_fans_are_keras_input_and_output_axes(client: TestClient) -> None:
+    """`build` hands glorot_uniform the weight spec's input and output axes (einsum_dense.py)."""
+    args = {"equation": "abc,cde->abde", "input_shape": [2, 5, 16], "output_shape": [5, 4, 8]}
+    assert _fans(client, "keras.EinsumDense", args, "m.kernel") == (16, 32)
+
+
 def test_attention_kernel_fans_are_the_einsum_axes(client: TestClient) -> None:
     """EinsumDense gives VarianceScaling input_axes/output_axes (einsum_dense.py 190-197)."""
     args = {"query_dim": 12, "num_heads": 2, "key_dim": 6, "value_dim": 10, "output_dim": 7}
@@ -292,7 +319,24 @@ def test_attention_kernel_fans_are_the_einsum_axes(client: TestClient) -> None:
     assert _fans(client, "keras.MultiHeadAttention", args, "m.attention_output.kernel") == (20, 7)
 
 
+EINSUM_REFUSED: list[tuple[dict[str, Any], str]] = [
+    ({"equation": "ab,bc", "input_shape": [2, 4]}, "argument equation must match ^"),
+    ({"equation": "a.b,bc->ac", "input_shape": [2, 4]}, "must have the form"),
+    ({"equation": "ab,bc->ac", "input_shape": [2, 4, 4]}, "needs rank 2"),
+    ({"equation": "ab,bd->ac", "input_shape": [2, 4]}, "output axis 'c' is in neither"),
+    ({"equation": "ab,bec->ac", "input_shape": [2, 4]}, "weight axis 'e'"),
+    ({"equation": "ab,bc->ac", "input_shape": [2, 4], "bias_axes": "x"}, "bias axis 'x'"),
+    ({"equation": "ab,bc->ac", "input_shape": [2, 4], "bias_axes": 3}, "must be a string"),
+    ({"equation": "ab,bc->ac\n", "input_shape": [2, 4]}, "argument equation must match ^"),
+    ({"equation": "a" * 300 + ",bc->ac", "input_shape": [2, 4]}, "at most 256 characters"),
+    ({"equation": "abc,cd->abd", "input_shape": [2, 3, 4]}, "too short"),
+    (
+        {"equation": "abc,cd->abd", "input_shape": [2, 3, 4], "output_shape": [4, 8]},
+        "differ at the shared axis 'b': input 3, output 4",
+    ),
+]
 REFUSED: list[tuple[str, dict[str, Any], str]] = [
+    *[("keras.EinsumDense", {"output_shape": 8, **args}, text) for args, text in EINSUM_REFUSED],
     (
         "keras.Conv2DTranspose",
         {"in_channels": 4, "filters": 2, "kernel_size": [3]},
