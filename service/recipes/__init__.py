@@ -14,12 +14,21 @@ from typing import Any
 
 from service.errors import SchemeError, one_of
 from service.presets.base import Member
-from service.recipes import hf, hf_encoders, megatron, nanogpt, olmo, olmo_core, torchtitan
+from service.recipes import (
+    hf,
+    hf_encoders,
+    hf_neox,
+    megatron,
+    nanogpt,
+    olmo,
+    olmo_core,
+    torchtitan,
+)
 from service.recipes.base import Configured, Group, Recipe
 
-# one module per training stack (transformers' encoders apart: hf.py would pass 400 lines); the
-# catalogue lists them in this order
-STACKS = (hf, hf_encoders, nanogpt, megatron, torchtitan, olmo_core, olmo)
+# one module per training stack (transformers' encoders and GPT-NeoX apart: hf.py would pass 400
+# lines); the catalogue lists them in this order
+STACKS = (hf, hf_encoders, hf_neox, nanogpt, megatron, torchtitan, olmo_core, olmo)
 
 __all__ = ["RECIPES", "Configured", "Group", "Recipe", "count", "lookup", "members"]
 
