@@ -72,15 +72,51 @@ class Orthogonal:
 
 @dataclass(frozen=True)
 class DeltaOrthogonal:
-    """Zeros but for an orthogonal (in, out) centre tap, times gain (layout (*k, in, out))."""
+    """Zeros but for an orthogonal (in, out) centre tap, times gain (layout (*k, in, out));
+    `kept_axis` (0 or 1) is the block's axis that runs along an orthogonal matrix's columns:
+    1 draws the (in, out) matrix, 0 the transpose of an (out, in) one (JAX column_axis)."""
 
     kind: ClassVar[str] = "delta_orthogonal"
     gain: float
+    kept_axis: int
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """N(0, scale²) (the values of `Normal(0, scale)`), then in each column of the (rows, cols)
+    matrix the `zeros` rows with the smallest mask keys set to 0 (torch sparse_; the keys and
+    their order: service.engines.sparse)."""
+
+    kind: ClassVar[str] = "sparse"
+    scale: float
+    zeros: int
+
+
+@dataclass(frozen=True)
+class Stft:
+    """Keras STFT kernel (T, 1, F): trig(2π·t·f/(2(F − 1)))·window[t]/divisor, trig = cos, or
+    −sin when `imag`; `window` a name of service.windows ("none": no window, no divisor)."""
+
+    kind: ClassVar[str] = "stft"
+    imag: bool
+    window: str
+    periodic: bool
+    divisor: float
 
 
 Distribution: TypeAlias = (
-    Normal | TruncatedNormal | Uniform | Constant | Identity | Dirac | Orthogonal | DeltaOrthogonal
+    Normal
+    | TruncatedNormal
+    | Uniform
+    | Constant
+    | Identity
+    | Dirac
+    | Orthogonal
+    | DeltaOrthogonal
+    | Sparse
+    | Stft
 )
-Random: TypeAlias = Normal | TruncatedNormal | Uniform  # one generator word (or two) per element
-RANDOM = (Normal, TruncatedNormal, Uniform)
+# one generator word (or two) per element; a Sparse's zeros are set after (engines.sparse)
+Random: TypeAlias = Normal | TruncatedNormal | Uniform | Sparse
+RANDOM = (Normal, TruncatedNormal, Uniform, Sparse)
 STRUCTURED = (Orthogonal, DeltaOrthogonal)  # the whole tensor first, then QR

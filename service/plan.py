@@ -29,6 +29,7 @@ Device = Literal["auto", "cpu", "cuda"]
 SeedSource = Literal["request", "service"]
 MAX_SEED = 2**64 - 1
 MAX_QR_ELEMENTS = 1 << 22  # orthogonal kinds: the whole float64 matrix in memory, then QR
+MAX_SPARSE_ROWS = 1 << 20  # sparse: a column's keys (8 bytes a row) are ranked in memory
 
 
 @dataclass(frozen=True)
@@ -268,10 +269,27 @@ def distribution(p: SchemePlan) -> dist.Distribution:
         return dist.Identity(gain)
     if law.kind == "dirac":
         return dist.Dirac(int(p.params.get("groups", 1)))
+    kept = p.kept_axis if p.kept_axis is not None else len(p.shape) - 1
     if law.kind == "orthogonal":
-        kept = p.kept_axis if p.kept_axis is not None else len(p.shape) - 1
         return dist.Orthogonal(gain, kept)
-    return dist.DeltaOrthogonal(gain)
+    if law.kind == "delta_orthogonal":
+        return dist.DeltaOrthogonal(gain, kept - (len(p.shape) - 2))
+    return _computed(p)
+
+
+def _computed(p: SchemePlan) -> dist.Distribution:
+    """The kinds whose numbers the catalogue computes from the parameters and the shape."""
+    q = p.params
+    if p.law.kind == "sparse":
+        zeros = schemes.zeros_per_column(float(q["sparsity"]), p.shape[0])
+        return dist.Sparse(_given(p.law.stddev, p), zeros)
+    if p.law.kind != "stft":
+        raise ValueError(
+            f"scheme {p.scheme!r} resolved to kind {p.law.kind!r}, which no engine draws"
+        )
+    window, scaling, periodic = str(q["window"]), str(q["scaling"]), bool(q["periodic"])
+    divisor = schemes.stft_divisor(window, scaling, p.shape[0], periodic) if p.shape[0] else 1.0
+    return dist.Stft(q["side"] == "imag", window, periodic, divisor)
 
 
 def _given(value: float | None, p: SchemePlan) -> float:
@@ -329,6 +347,12 @@ def _resolve(spec: TensorSpec) -> SchemePlan:
             f"{scheme.scheme} builds the whole matrix and factors it (QR); shape "
             f"{list(spec.shape)} has {numel(spec.shape)} elements, this service does that for "
             f"at most {MAX_QR_ELEMENTS}"
+        )
+    if scheme.law.kind == "sparse" and spec.shape[0] > MAX_SPARSE_ROWS:
+        raise LimitExceeded(
+            f"sparse ranks every column's mask keys, all of its rows at once; shape "
+            f"{list(spec.shape)} has {spec.shape[0]} rows, this service does that for at most "
+            f"{MAX_SPARSE_ROWS}"
         )
     return scheme
 

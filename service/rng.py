@@ -138,6 +138,14 @@ def stream_id(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
 
 
+def substream(stream: int, purpose: str) -> int:
+    """A stream of its own for a second use of a tensor's randomness (sparse's mask keys): the
+    first 8 bytes of SHA-256 of the stream's 8 bytes (little-endian) then `purpose` in UTF-8,
+    read little-endian."""
+    data = stream.to_bytes(8, "little") + purpose.encode("utf-8")
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
+
+
 def philox(counter: Sequence[Any], key: tuple[int, int]) -> tuple[Any, Any, Any, Any]:
     """Philox4x32-10 on arrays (or ints) of 32-bit values held in 64-bit integers.
 

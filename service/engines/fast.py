@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.distributions import RANDOM, Normal, Random, TruncatedNormal, Uniform
+from service.distributions import RANDOM, Normal, Random, Sparse, TruncatedNormal, Uniform
 from service.engines.base import Sampling
 from service.engines.values import truncation
 
@@ -61,6 +61,7 @@ def _kind(d: type[Random]) -> int:
         raise RuntimeError("the fused kernel was not built")
     names = {
         Normal: "KIND_NORMAL",
+        Sparse: "KIND_NORMAL",  # its zeros are set after, on the bytes (engines.sparse)
         TruncatedNormal: "KIND_TRUNCATED_NORMAL",
         Uniform: "KIND_UNIFORM",
     }
@@ -192,5 +193,7 @@ def _arguments(d: Random) -> dict[str, Any]:
         return {"low": d.low, "width": d.high - d.low}
     if isinstance(d, Normal):
         return {"loc": d.loc, "sigma": d.scale}
+    if isinstance(d, Sparse):
+        return {"loc": 0.0, "sigma": d.scale}
     tr = truncation(d.alpha, d.beta)
     return {"loc": d.loc, "sigma": d.scale, "trunc": (tr.lo, tr.hi, tr.low_cdf, tr.mass, tr.sign)}

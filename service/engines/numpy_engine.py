@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from service.distributions import STRUCTURED
 from service.dtypes import DType
-from service.engines import structured
+from service.engines import sparse, structured
 from service.engines.base import Sampling, blank_rows
 from service.engines.fast import FastKernel, available, standard_normals, supports
 from service.engines.runs import batches
@@ -90,6 +90,7 @@ class NumpyEngine:
         self.ops = NumpyOps()
         self.kernel = FastKernel(threads) if fast and available() else None
         self.memo = structured.Memo(draw=standard_normals if self.kernel else None)
+        self.thresholds = sparse.Thresholds()
         self.spare: list[npt.NDArray[np.float32]] = []  # float32 buffers for values to narrow
         self.lock = threading.Lock()
 
@@ -111,7 +112,8 @@ class NumpyEngine:
             out = self._fast(self.kernel, sampling, start, stop)
         else:
             out = self._reference(sampling, start, stop)
-        return blank_rows(out.view(np.uint8).data, sampling, start, stop)
+        view = blank_rows(out.view(np.uint8).data, sampling, start, stop)
+        return sparse.mask(self.ops, self.thresholds, view, sampling, start, stop)
 
     def _fast(self, kernel: FastKernel, s: Sampling, start: int, stop: int) -> npt.NDArray[Any]:
         """The fused kernel: a range in one call, a part's runs in one call per MAX_RUNS."""

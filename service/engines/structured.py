@@ -138,5 +138,9 @@ def tensor(ops: rng.ArrayOps, s: Sampling, draw: Normals | None = None) -> F64:
     cin, cout = shape[-2], shape[-1]
     out = np.zeros(shape)
     centre = tuple((k - 1) // 2 for k in shape[:-2])
-    out[centre] = orthogonal_matrix(ops, s, cin, cout, draw) * d.gain
+    if d.kept_axis == 1:
+        block = orthogonal_matrix(ops, s, cin, cout, draw)
+    else:  # JAX column_axis 0: an (out, in) orthogonal matrix, transposed
+        block = orthogonal_matrix(ops, s, cout, cin, draw).T
+    out[centre] = block * d.gain
     return out.reshape(-1)

@@ -15,7 +15,7 @@ import torch
 
 from service.distributions import STRUCTURED
 from service.dtypes import DType
-from service.engines import structured
+from service.engines import sparse, structured
 from service.engines.base import Sampling, blank_rows
 from service.engines.numpy_engine import E4M3_MAX, NumpyOps
 from service.engines.values import values
@@ -92,6 +92,7 @@ class TorchEngine:
     def __init__(self, chunk: int = 1 << 20) -> None:
         self.chunk = chunk
         self.memo = structured.Memo()
+        self.thresholds = sparse.Thresholds()
 
     def devices(self) -> tuple[str, ...]:
         return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
@@ -100,11 +101,12 @@ class TorchEngine:
         self, sampling: Sampling, start: int, stop: int, device: str = "cpu"
     ) -> memoryview:
         host = self.fill(sampling, start, stop, device).cpu().contiguous().view(torch.uint8)
-        return blank_rows(host.numpy().data, sampling, start, stop)
+        view = blank_rows(host.numpy().data, sampling, start, stop)
+        return sparse.mask(NumpyOps(), self.thresholds, view, sampling, start, stop)
 
     def fill(self, sampling: Sampling, start: int, stop: int, device: str = "cpu") -> torch.Tensor:
-        """Values [start, stop) as a tensor of the sampling's dtype on `device` (zero_rows not
-        yet blanked: `generate` does that on the host bytes)."""
+        """Values [start, stop) as a tensor of the sampling's dtype on `device` (zero_rows and a
+        Sparse's zeros not yet set: `generate` does that on the host bytes)."""
         dev = torch.device(device)
         ops = TorchOps(dev)
         dtype = TORCH_DTYPES[sampling.dtype.name]

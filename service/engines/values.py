@@ -13,11 +13,14 @@ from service.distributions import (
     Identity,
     Normal,
     Random,
+    Sparse,
+    Stft,
     Uniform,
 )
 from service.engines.base import Sampling
 from service.engines.runs import positions
 from service.rng import ArrayOps
+from service.windows import turns, window
 
 
 @functools.lru_cache(maxsize=256)
@@ -45,10 +48,14 @@ def values(ops: ArrayOps, s: Sampling, start: int, stop: int) -> Any:
         return ops.where(index // cols == index % cols, zero + d.gain, zero)
     if isinstance(d, Dirac):
         return ops.where(_dirac_ones(index, s.shape, d.groups), zero + 1.0, zero)
+    if isinstance(d, Stft):
+        return _stft(ops, index, s.shape, d)
     raise ValueError(f"values() does not produce kind {d.kind!r}")
 
 
 def _random(ops: ArrayOps, d: Random, u: Any) -> Any:
+    if isinstance(d, Sparse):  # its zeros are set on the bytes (service.engines.sparse)
+        d = Normal(0.0, d.scale)
     if isinstance(d, Uniform):
         return u * (d.high - d.low) + d.low
     if isinstance(d, Normal):
@@ -72,3 +79,18 @@ def _dirac_ones(index: Any, shape: tuple[int, ...], groups: int) -> Any:
     in_idx = (index // kernel) % shape[1]
     d = out_idx % per_group
     return (index % kernel == centre) & (in_idx == d) & (d < min(per_group, shape[1]))
+
+
+def _stft(ops: ArrayOps, index: Any, shape: tuple[int, ...], d: Stft) -> Any:
+    """Keras STFT (T, 1, F): trig(2π·t·f/N)·window[t]/divisor, N = 2(F − 1), every factor from
+    service.windows (exact turns), in this order of operations."""
+    frames, _, bins = shape
+    t, f = index // bins, index % bins
+    n = 2 * (bins - 1)
+    cos, sin = turns(ops, t * f, n)
+    trig = -sin if d.imag else cos
+    if d.window == "none" or len(index) == 0:
+        return trig
+    first = int(t.min())  # the window of the frames the block touches, each computed once
+    win = window(ops, d.window, ops.arange(first, int(t.max()) + 1), frames, d.periodic)
+    return trig * win[t - first] / d.divisor

@@ -36,6 +36,8 @@ from service.schemes.laws import (
     normal_cdf,
     truncated_moments,
 )
+from service.schemes.stft import divisor as stft_divisor
+from service.schemes.structured import zeros_per_column
 from service.schemes.vocabulary import (
     CONVENTIONS,
     DISTRIBUTIONS,
@@ -84,5 +86,7 @@ __all__ = [
     "normal_cdf",
     "resolve",
     "rule",
+    "stft_divisor",
     "truncated_moments",
+    "zeros_per_column",
 ]

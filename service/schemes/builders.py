@@ -12,14 +12,12 @@ from dataclasses import dataclass
 
 from service.errors import SchemeError, ShapeError, one_of
 from service.schemes.conventions import ConventionRule, Family
-from service.schemes.fans import normalize_axes
 from service.schemes.gains import calculate_gain
 from service.schemes.laws import (
     Law,
     SchemePlan,
     constant_law,
     normal_law,
-    sparse_law,
     truncated_law,
     uniform_law,
 )
@@ -70,7 +68,8 @@ class Context:
 Builder = Callable[[Context], SchemePlan]
 
 
-def _g(x: float) -> str:
+def shown(x: float) -> str:
+    """A number as the formulas print it (ten significant digits)."""
     return f"{x:.10g}"
 
 
@@ -87,7 +86,7 @@ def _mode_fan(mode: Mode, fan_in: float, fan_out: float) -> float:
 def _positive_fan(ctx: Context, mode: str, fan: float) -> None:
     if fan <= 0:
         raise ShapeError(
-            f"{mode} is {_g(fan)} for shape {list(ctx.shape)} under convention {ctx.rule.name}, "
+            f"{mode} is {shown(fan)} for shape {list(ctx.shape)} under convention {ctx.rule.name}, "
             "so the scale divided by it is undefined; use a shape without zero dimensions "
             "there, give fan_in/fan_out, or use convention keras (which clamps to max(1, n))"
         )
@@ -130,8 +129,8 @@ def variance_scaling(
     n = max(1.0, fan) if r.clamp else fan
     _positive_fan(ctx, mode, n)
     if n != fan:
-        notes.append(f"{mode} = {_g(fan)} clamped to max(1, {mode}) = {_g(n)} (Keras)")
-    den = f"max(1, {_g(fan)})" if r.clamp else _g(n)
+        notes.append(f"{mode} = {shown(fan)} clamped to max(1, {mode}) = {shown(n)} (Keras)")
+    den = f"max(1, {shown(fan)})" if r.clamp else shown(n)
     law, formula = _scaled_law(r, dist, scale, n, den, notes)
     numbers = {"fan_in": fan_in, "fan_out": fan_out, "mode": mode, "n": n, "scale": scale}
     numbers["gain"] = math.sqrt(scale)
@@ -146,18 +145,20 @@ def _scaled_law(
             limit = math.sqrt(3.0 * scale / n)
         else:
             limit = math.sqrt(3.0 * (scale / n))
-        return uniform_law(-limit, limit), f"L = √(3·{_g(scale)}/{den}) = {_g(limit)}; U(−L, L)"
+        return uniform_law(
+            -limit, limit
+        ), f"L = √(3·{shown(scale)}/{den}) = {shown(limit)}; U(−L, L)"
     if dist == "untruncated_normal":
         sigma = math.sqrt(scale / n)
-        return normal_law(0.0, sigma), f"σ = √({_g(scale)}/{den}) = {_g(sigma)}; N(0, σ²)"
+        return normal_law(0.0, sigma), f"σ = √({shown(scale)}/{den}) = {shown(sigma)}; N(0, σ²)"
     if r.truncated_sigma == "√(1.3·s/n)":
         sigma = math.sqrt(TF1_TRUNCATED_FACTOR * scale / n)
         notes.append("TF1 contrib's 1.3 approximates 1/0.8796²: effective std is 1.0029×√(s/n)")
-        formula = f"σ = √(1.3·{_g(scale)}/{den}) = {_g(sigma)}; N(0, σ²) cut at ±2σ"
+        formula = f"σ = √(1.3·{shown(scale)}/{den}) = {shown(sigma)}; N(0, σ²) cut at ±2σ"
         return truncated_law(0.0, sigma, -2.0, 2.0), formula
     sigma = math.sqrt(scale / n) / TRUNCATED_STD
     formula = (
-        f"σ = √({_g(scale)}/{den})/0.87962566103423978 = {_g(sigma)}; "
+        f"σ = √({shown(scale)}/{den})/0.87962566103423978 = {shown(sigma)}; "
         "N(0, σ²) cut at ±2σ, effective std √(scale/n)"
     )
     return truncated_law(0.0, sigma, -2.0, 2.0), formula
@@ -169,7 +170,7 @@ def _scaling_call(
     r = ctx.rule
     mode_name = r.mode_name(mode)
     return r.call(
-        family, factor=_g(scale), scale=scale, mode=mode, mode_name=mode_name, distribution=dist,
+        family, factor=shown(scale), scale=scale, mode=mode, mode_name=mode_name, distribution=dist,
         uniform=dist == "uniform", **more,
     )  # fmt: skip
 
@@ -223,15 +224,15 @@ def _torch_xavier(ctx: Context, is_normal: bool) -> SchemePlan:
     fan_in, fan_out = ctx.fans()
     _positive_fan(ctx, "fan_in + fan_out", fan_in + fan_out)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    formula = f"std = {_g(gain)}·√(2/({_g(fan_in)} + {_g(fan_out)})) = {_g(std)}"
+    formula = f"std = {shown(gain)}·√(2/({shown(fan_in)} + {shown(fan_out)})) = {shown(std)}"
     if is_normal:
         law = normal_law(0.0, std)
         formula += "; N(0, std²)"
     else:
         bound = math.sqrt(3.0) * std
         law = uniform_law(-bound, bound)
-        formula += f"; bound = √3·std = {_g(bound)}; U(−bound, bound)"
-    call = ctx.rule.call("xavier", kind="normal" if is_normal else "uniform", gain=_g(gain))
+        formula += f"; bound = √3·std = {shown(bound)}; U(−bound, bound)"
+    call = ctx.rule.call("xavier", kind="normal" if is_normal else "uniform", gain=shown(gain))
     n = (fan_in + fan_out) / 2.0
     return ctx.plan(
         law, call, formula, fan_in=fan_in, fan_out=fan_out, mode="fan_avg", n=n,
@@ -254,18 +255,18 @@ def _torch_kaiming(ctx: Context, is_normal: bool) -> SchemePlan:
     gain = calculate_gain(nonlinearity, slope)
     std = gain / math.sqrt(fan)
     formula = (
-        f"gain = calculate_gain({nonlinearity!r}, {_g(slope)}) = {_g(gain)}; "
-        f"std = gain/√{_g(fan)} = {_g(std)}"
+        f"gain = calculate_gain({nonlinearity!r}, {shown(slope)}) = {shown(gain)}; "
+        f"std = gain/√{shown(fan)} = {shown(std)}"
     )
     kind = "normal" if is_normal else "uniform"
-    call = ctx.rule.call("kaiming", kind=kind, a=_g(slope), mode=mode, nonlinearity=nonlinearity)
+    call = ctx.rule.call("kaiming", kind=kind, a=shown(slope), mode=mode, nonlinearity=nonlinearity)
     if is_normal:
         law = normal_law(0.0, std)
         formula += "; N(0, std²)"
     else:
         bound = math.sqrt(3.0) * std
         law = uniform_law(-bound, bound)
-        formula += f"; bound = √3·std = {_g(bound)}; U(−bound, bound)"
+        formula += f"; bound = √3·std = {shown(bound)}; U(−bound, bound)"
     return ctx.plan(
         law, call, formula, fan_in=fan_in, fan_out=fan_out, mode=mode, n=fan,
         scale=gain * gain, gain=gain,
@@ -274,14 +275,18 @@ def _torch_kaiming(ctx: Context, is_normal: bool) -> SchemePlan:
 
 def normal(ctx: Context) -> SchemePlan:
     loc, std = float(ctx.params.get("mean", 0.0)), ctx.num("std")
-    return ctx.plan(normal_law(loc, std), ctx.rule.call("normal"), f"N({_g(loc)}, {_g(std)}²)")
+    return ctx.plan(
+        normal_law(loc, std), ctx.rule.call("normal"), f"N({shown(loc)}, {shown(std)}²)"
+    )
 
 
 def uniform(ctx: Context) -> SchemePlan:
     low, high = float(ctx.params.get("low", 0.0)), ctx.num("high")
     if not low <= high:
         raise SchemeError(f"uniform needs low <= high; received low={low}, high={high}")
-    return ctx.plan(uniform_law(low, high), ctx.rule.call("uniform"), f"U({_g(low)}, {_g(high)})")
+    return ctx.plan(
+        uniform_law(low, high), ctx.rule.call("uniform"), f"U({shown(low)}, {shown(high)})"
+    )
 
 
 def truncated_normal(ctx: Context) -> SchemePlan:
@@ -299,9 +304,10 @@ def truncated_normal(ctx: Context) -> SchemePlan:
     if not alpha < beta:
         raise SchemeError(f"truncated_normal needs a < b; received a={alpha}, b={beta} (in σ)")
     law = truncated_law(loc, std, alpha, beta)
+    low, high = shown(law.low or 0.0), shown(law.high or 0.0)
     formula = (
-        f"N({_g(loc)}, {_g(std)}²) restricted to [{_g(law.low or 0.0)}, {_g(law.high or 0.0)}]; "
-        f"effective std {_g(law.effective_std)} (no variance correction)"
+        f"N({shown(loc)}, {shown(std)}²) restricted to [{low}, {high}]; "
+        f"effective std {shown(law.effective_std)} (no variance correction)"
     )
     return ctx.plan(law, ctx.rule.call("truncated_normal"), formula)
 
@@ -311,84 +317,37 @@ def constant(value: float | None) -> Builder:
 
     def build(ctx: Context) -> SchemePlan:
         v = ctx.num("value") if value is None else value
-        call = ctx.rule.call("constant", scheme=ctx.scheme, value=_g(v))
-        return ctx.plan(constant_law(v), call, f"w = {_g(v)}")
+        call = ctx.rule.call("constant", scheme=ctx.scheme, value=shown(v))
+        return ctx.plan(constant_law(v), call, f"w = {shown(v)}")
 
     return build
 
 
-def _need_rank(ctx: Context, ranks: range, what: str) -> None:
+def uniform_unit_scaling(ctx: Context) -> SchemePlan:
+    """tf.compat.v1 `uniform_unit_scaling_initializer(factor)` (deprecated; TF init_ops.py
+    `UniformUnitScaling.__call__`): input_size = max(1, ∏ shape[:-1]) multiplied as floats in
+    axis order, L = √(3/input_size)·factor, U(−L, L). Not a fan: rank 1 gives input_size 1."""
+    factor = ctx.num("factor")
+    input_size = 1.0
+    for dim in ctx.shape[:-1]:
+        input_size *= float(dim)
+    input_size = max(input_size, 1.0)  # TF: "avoid errors when initializing zero-size tensors"
+    limit = math.sqrt(3 / input_size) * factor
+    dims = "·".join(str(d) for d in ctx.shape[:-1]) or "1"
+    formula = (
+        f"input_size = max(1, {dims}) = {shown(input_size)}; "
+        f"L = √(3/{shown(input_size)})·{shown(factor)} = {shown(limit)}; U(−L, L)"
+    )
+    call = ctx.rule.call("uniform_unit_scaling", factor=shown(factor))
+    law = uniform_law(-limit, limit)
+    return ctx.plan(law, call, formula, gain=factor, scale=factor * factor)
+
+
+def need_rank(ctx: Context, ranks: range, what: str) -> None:
+    """Refuse a rank outside `ranks`: "<scheme> needs a rank … shape (what); received …"."""
     if len(ctx.shape) not in ranks:
         allowed = f"{ranks.start}" if len(ranks) == 1 else f"{ranks.start} … {ranks.stop - 1}"
         raise ShapeError(
             f"{ctx.scheme} needs a rank {allowed} shape ({what}); received rank "
             f"{len(ctx.shape)} shape {list(ctx.shape)}"
         )
-
-
-def orthogonal(ctx: Context) -> SchemePlan:
-    """Orthogonal (Saxe et al. 2014): QR of a Gaussian matrix with the sign fix, times gain.
-
-    The tensor is viewed as a matrix whose columns run along the kept axis: torch keeps the
-    first axis (shape[0], rest); keras and tf1 keep the last; jax keeps `column_axis`.
-    Every element has mean 0 and rms gain/√max(rows, cols).
-    """
-    _need_rank(ctx, range(2, 9), "torch, keras and jax refuse rank < 2")
-    gain, rank = ctx.num("gain"), len(ctx.shape)
-    columns = ctx.rule.orthogonal_columns
-    if columns == "first axis":
-        kept = 0
-    elif columns == "column_axis":
-        kept = normalize_axes(ctx.shape, (int(ctx.params["column_axis"]),), "column_axis")[0]
-    else:
-        kept = rank - 1
-    numel = math.prod(ctx.shape)
-    cols = ctx.shape[kept]
-    rows = numel // cols if cols else 0
-    rms = gain / math.sqrt(max(rows, cols)) if numel else 0.0
-    law = Law("orthogonal", mean=0.0, effective_std=rms)
-    formula = f"Q of QR(N(0,1)^({max(rows, cols)}×{min(rows, cols)})) · sign(diag R) · {_g(gain)}"
-    notes = ("reproducible to rounding only: QR runs in LAPACK (weak ETag)",)
-    call = ctx.rule.call("orthogonal")
-    return ctx.plan(law, call, formula, gain=gain, kept_axis=kept, notes=notes)
-
-
-def identity(ctx: Context) -> SchemePlan:
-    _need_rank(ctx, range(2, 3), "an identity matrix")
-    rows, cols = ctx.shape
-    gain = float(ctx.params.get("gain", 1.0))
-    law = sparse_law("identity", min(rows, cols), rows * cols, gain)
-    return ctx.plan(law, ctx.rule.call("identity"), f"{_g(gain)}·eye({rows}, {cols})", gain=gain)
-
-
-def dirac(ctx: Context) -> SchemePlan:
-    """torch `dirac_(groups)`: 1 at [g·out/groups + d, d, centre…] for d < min(out/groups, in)."""
-    _need_rank(ctx, range(3, 6), "a 1-3 d convolution kernel (out, in, *k)")
-    groups = int(ctx.params["groups"])
-    out = ctx.shape[0]
-    if out % groups:
-        raise ShapeError(f"dirac needs shape[0] = {out} divisible by groups = {groups}")
-    ones = groups * min(out // groups, ctx.shape[1])
-    law = sparse_law("dirac", ones, math.prod(ctx.shape), 1.0)
-    return ctx.plan(law, ctx.rule.call("dirac"), "identity on the centre tap", gain=1.0)
-
-
-def delta_orthogonal(ctx: Context) -> SchemePlan:
-    """Delta-orthogonal (Xiao et al. 2018): zero kernel with an orthogonal centre tap.
-
-    Layout (*k, in, out), in <= out; the (in, out) block at [(k−1)//2, …] is orthogonal·gain.
-    """
-    _need_rank(ctx, range(3, 6), "a 1-3 d convolution kernel (*k, in, out)")
-    cin, cout = ctx.shape[-2], ctx.shape[-1]
-    if cin > cout:
-        raise ShapeError(
-            f"delta_orthogonal needs in <= out (shape[-2] <= shape[-1]); received {cin} > {cout}"
-        )
-    gain = ctx.num("gain")
-    numel = math.prod(ctx.shape)
-    rms = gain * math.sqrt(cin / numel) if numel else 0.0
-    notes = ("reproducible to rounding only: QR runs in LAPACK (weak ETag)",)
-    law = Law("delta_orthogonal", mean=0.0, effective_std=rms)
-    formula = f"centre tap = orthogonal({cin}×{cout})·{_g(gain)}, zeros elsewhere"
-    call = ctx.rule.call("delta_orthogonal")
-    return ctx.plan(law, call, formula, gain=gain, kept_axis=len(ctx.shape) - 1, notes=notes)

@@ -12,19 +12,18 @@ from service.schemes.builders import (
     Builder,
     Context,
     constant,
-    delta_orthogonal,
-    dirac,
-    identity,
     named,
     normal,
-    orthogonal,
     torch_params,
     truncated_normal,
     uniform,
+    uniform_unit_scaling,
     variance_scaling_scheme,
 )
 from service.schemes.conventions import RULES, ConventionRule, rule
 from service.schemes.laws import SchemePlan
+from service.schemes.stft import stft
+from service.schemes.structured import delta_orthogonal, dirac, identity, orthogonal, sparse
 from service.schemes.vocabulary import (
     CONVENTIONS,
     Convention,
@@ -224,10 +223,42 @@ SCHEMES: Mapping[str, Scheme] = {
         Scheme(
             "delta_orthogonal",
             "convolution kernel that is zero but for an orthogonal centre tap",
-            "w[centre] = orthogonal(in×out)·gain",
-            "Xiao et al. 2018, Dynamical Isometry and a Mean Field Theory of CNNs",
+            "w[centre] = orthogonal(in×out)·gain; jax column_axis 0 or −2: orthogonal(out×in)ᵀ",
+            "Xiao et al. 2018, Dynamical Isometry and a Mean Field Theory of CNNs; "
+            "jax/_src/nn/initializers.py::delta_orthogonal",
             delta_orthogonal,
-            {"jax": {"gain": 1.0}, "tf1": {"gain": 1.0}},
+            {"jax": {"gain": 1.0, "column_axis": -1}, "tf1": {"gain": 1.0}},
+        ),
+        Scheme(
+            "sparse",
+            "torch sparse_: N(0, std²), then ⌈sparsity·rows⌉ zeros in every column (rank 2); "
+            "the zero rows come from the portable generator, not torch's unseeded randperm",
+            "w ~ N(0, std²); in column j the k = ⌈sparsity·rows⌉ rows with the smallest mask "
+            "keys are 0; effective std = std·√(1 − k/rows)",
+            "torch torch/nn/init.py::sparse_; Martens 2010, Deep learning via Hessian-free "
+            "optimization",
+            sparse,
+            {"torch": {"sparsity": REQUIRED, "std": 0.01}},
+        ),
+        Scheme(
+            "uniform_unit_scaling",
+            "TF1's deprecated uniform_unit_scaling_initializer: U(±√(3/input_size)·factor) "
+            "with input_size the product of every dimension but the last",
+            "L = √(3/max(1, ∏ shape[:-1]))·factor; U(−L, L)",
+            "tensorflow/python/ops/init_ops.py::UniformUnitScaling "
+            "(tf.compat.v1.uniform_unit_scaling_initializer); Sussillo & Abbott 2014",
+            uniform_unit_scaling,
+            {"tf1": {"factor": 1.0}},
+        ),
+        Scheme(
+            "stft",
+            "Keras STFT kernel (frame_length, 1, fft_bins): the DFT's cosines (real) or "
+            "negated sines (imag) times a scipy window over its normalisation; deterministic",
+            "w[t, 0, f] = trig(2π·t·f/(2·(F − 1)))·win[t]/s; s = √Σwin² (density), Σ|win| "
+            "(spectrum), 1 (none)",
+            "keras/src/initializers/constant_initializers.py::STFT",
+            stft,
+            {"keras": {"side": "real", "window": "hann", "scaling": "density", "periodic": False}},
         ),
     ]
 }

@@ -34,6 +34,9 @@ Family = Literal[
     "identity",
     "dirac",
     "delta_orthogonal",
+    "sparse",
+    "uniform_unit_scaling",  # factor
+    "stft",  # side, window, scaling, periodic
     "constant",  # scheme, value
 ]
 
@@ -135,6 +138,8 @@ _KERAS = ConventionRule(
         "truncated_normal": "keras.initializers.TruncatedNormal(mean, stddev): cut at mean ± 2σ",
         "orthogonal": "keras.initializers.Orthogonal(gain): matrix (prod(shape[:-1]), shape[-1])",
         "identity": "keras.initializers.Identity(gain)",
+        "stft": "keras.initializers.STFT(side={side!r}, window={window}, scaling={scaling}, "
+        "periodic={periodic})",
         "constant": _CONSTANT,
     },
 )
@@ -162,6 +167,8 @@ _TORCH = ConventionRule(
         "orthogonal": "torch.nn.init.orthogonal_(gain): matrix (shape[0], numel/shape[0])",
         "identity": "torch.nn.init.eye_()",
         "dirac": "torch.nn.init.dirac_(groups)",
+        "sparse": "torch.nn.init.sparse_(sparsity, std): zero rows drawn portably, not by "
+        "torch's unseeded randperm",
         "constant": _CONSTANT,
     },
     by_gain=True,  # torch.nn.init has xavier_(gain) and kaiming_(a, mode, nonlinearity)
@@ -190,7 +197,7 @@ _JAX = ConventionRule(
         "truncated_normal": "jax.nn.initializers.truncated_normal(stddev, lower=a, upper=b): "
         "a, b in σ",
         "orthogonal": "jax.nn.initializers.orthogonal(scale=gain, column_axis)",
-        "delta_orthogonal": "jax.nn.initializers.delta_orthogonal(scale=gain)",
+        "delta_orthogonal": "jax.nn.initializers.delta_orthogonal(scale=gain, column_axis)",
         "constant": _CONSTANT,
     },
     truncation_bounds="in σ",  # truncated_normal(stddev, lower, upper)
@@ -222,6 +229,7 @@ _TF1 = ConventionRule(
         "matrix (prod(shape[:-1]), shape[-1])",
         "identity": "tf.compat.v1.initializers.identity(gain)",
         "delta_orthogonal": "tf.compat.v1.initializers.convolution_delta_orthogonal(gain)",
+        "uniform_unit_scaling": "tf.compat.v1.uniform_unit_scaling_initializer(factor={factor})",
         "constant": _CONSTANT,
     },
     mode_names={"fan_in": "FAN_IN", "fan_out": "FAN_OUT", "fan_avg": "FAN_AVG"},

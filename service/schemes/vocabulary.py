@@ -8,6 +8,7 @@ from typing import Literal, TypeAlias, get_args
 from service.arguments import arg
 from service.shapes import MAX_DIM, MAX_RANK
 from service.shapes import Shape as Shape  # re-exported: the schemes speak of shapes
+from service.windows import Window
 
 Convention = Literal["keras", "torch", "jax", "tf1", "caffe"]
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
@@ -21,6 +22,8 @@ Kind = Literal[
     "identity",
     "dirac",
     "delta_orthogonal",
+    "sparse",
+    "stft",
 ]
 Nonlinearity = Literal[
     "linear",
@@ -36,6 +39,8 @@ Nonlinearity = Literal[
     "leaky_relu",
     "selu",
 ]
+Side = Literal["real", "imag"]  # Keras STFT: the cosine or the (negated) sine
+Scaling = Literal["density", "spectrum", "none"]  # Keras STFT: √Σw², Σ|w|, none (Keras' None)
 ParamValue: TypeAlias = float | int | str
 
 CONVENTIONS: tuple[Convention, ...] = get_args(Convention)
@@ -76,6 +81,20 @@ class Params:
     column_axis: int | None = arg(
         "the axis kept as the matrix's columns (JAX)", None, ge=-MAX_RANK, le=MAX_RANK - 1
     )
+    sparsity: float | None = arg(
+        "fraction of each column set to zero (torch sparse_)", None, ge=0.0, le=1.0
+    )
+    side: Side | None = arg("real (cosine) or imag (sine) part of the STFT (Keras)", None)
+    window: Window | None = arg(
+        "scipy.signal window of the STFT over its frame, computed portably; none: no window "
+        "(Keras' None); scipy windows that take parameters, and tukey, parzen, bohman, "
+        "barthann, exponential, taylor, lanczos, are not served",
+        None,
+    )
+    scaling: Scaling | None = arg(
+        "STFT window normalisation: density √Σw², spectrum Σ|w|, none (Keras' None)", None
+    )
+    periodic: bool | None = arg("periodic (DFT-even) window, scipy's fftbins (Keras)", None)
 
     def given(self) -> dict[str, ParamValue]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}

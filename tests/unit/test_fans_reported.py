@@ -92,8 +92,9 @@ CASES = [
 
 
 def _params(scheme: str, convention: str) -> Params:
-    required = SCHEMES[scheme].params[convention]  # type: ignore[index]
-    return Params(value=0.5) if required.get("value", 0.0) is None else Params()
+    """A value for every parameter the row requires (constant's value, sparse's sparsity)."""
+    defaults = SCHEMES[scheme].params[convention]  # type: ignore[index]
+    return Params(**{k: 0.5 for k, v in defaults.items() if v is None})  # type: ignore[arg-type]
 
 
 def _plan(scheme: str, convention: str, shape: tuple[int, ...], **fans: object) -> SchemePlan:

@@ -23,6 +23,7 @@ FORBIDDEN = {
     "distributions": ARRAYS | WEB | {"service"},
     "shapes": ARRAYS | WEB | {"service"},
     "slices": ARRAYS | WEB | {"service"},
+    "windows": ARRAYS | WEB | {"service"},
     "rng": WEB | {"torch", "service.api", "service.plan"},
     "plan": WEB | {"service.api"},
     "bundle": WEB | {"service.api"},
@@ -40,6 +41,7 @@ STDLIB_ONLY = {
     "distributions",
     "shapes",
     "slices",
+    "windows",
 }
 LEAVES = (
     "service.errors",
@@ -47,6 +49,7 @@ LEAVES = (
     "service.shapes",
     "service.slices",
     "service.distributions",
+    "service.windows",
 )
 
 

@@ -244,7 +244,15 @@ SHAPE_FOR = {
     "dirac": (8, 4, 3, 3),
     "delta_orthogonal": (3, 3, 4, 8),
     "identity": (6, 4),
+    "sparse": (6, 4),
+    "stft": (8, 1, 5),
 }
+
+
+def required_params(name: str, convention: str) -> Params:
+    """A value for every parameter the row requires (constant's value, sparse's sparsity)."""
+    defaults = schemes.SCHEMES[name].params.get(convention, {})  # type: ignore[call-overload]
+    return Params(**{k: 0.5 for k, v in defaults.items() if v is None})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
@@ -254,13 +262,11 @@ def test_every_scheme_resolves_where_defined_and_refuses_elsewhere(
 ) -> None:
     scheme = schemes.SCHEMES[name]
     shape = SHAPE_FOR.get(name, (6, 4, 3, 3))
-    defaults = scheme.params.get(convention, {})  # type: ignore[call-overload]
-    required = {k: 0.5 for k, v in defaults.items() if v is None}
     if convention not in scheme.params:
         with pytest.raises(SchemeError, match="not defined under convention"):
             resolve(name, shape, convention)
         return
-    plan = resolve(name, shape, convention, Params(value=required.get("value")))
+    plan = resolve(name, shape, convention, required_params(name, convention))
     law = plan.law
     assert plan.scheme == name
     assert math.isfinite(law.mean)
@@ -567,10 +573,8 @@ def test_truncated_std_constant_is_the_closed_form() -> None:
 
 
 def _valid_plan(name: str, convention: str) -> schemes.SchemePlan:
-    scheme = schemes.SCHEMES[name]
-    defaults = scheme.params[convention]  # type: ignore[index]
-    value = 0.5 if "value" in defaults and defaults["value"] is None else None
-    return resolve(name, SHAPE_FOR.get(name, (6, 4, 3, 3)), convention, Params(value=value))
+    shape = SHAPE_FOR.get(name, (6, 4, 3, 3))
+    return resolve(name, shape, convention, required_params(name, convention))
 
 
 @pytest.mark.parametrize(
@@ -588,7 +592,8 @@ def test_every_row_has_a_call_template_under_every_convention_defining_it(
 
 
 def test_a_missing_call_template_fails_loudly() -> None:
-    from service.schemes.builders import Context, orthogonal
+    from service.schemes.builders import Context
+    from service.schemes.structured import orthogonal
 
     caffe = schemes.rule("caffe")
     with pytest.raises(LookupError, match="convention caffe has no call template for the "):
