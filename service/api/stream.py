@@ -1,8 +1,10 @@
 """Streaming a planned payload: blocks generated in worker threads, one block ahead of the one
 being sent, through a queue of one; memoryview chunks; a disconnect stops the work. A whole
-representation is hashed as it is produced (its `Repr-Digest`, kept once it is all produced).
+representation is hashed as it is produced, in a thread of its own beside the generation (its
+`Repr-Digest`, kept once it is all produced and hashed).
 
-Memory per stream: the block being sent, the one queued and the one being generated, each
+Memory per stream: the block being sent, the one queued, the one being generated and, for a
+whole representation, up to two being hashed or queued for it (often the same blocks), each
 `block_elements` elements (plus the engine's own chunk temporaries), whatever the tensor size.
 A stream's slot (`Capacity`) is claimed before its status line and held until its last byte.
 """
@@ -14,9 +16,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -24,7 +27,6 @@ from service.api.metrics import Metrics
 from service.plan import Payload, Span
 
 CHUNK_BYTES = 1 << 20  # one ASGI body message
-Update = Callable[[memoryview], None]  # a hasher's update
 log = logging.getLogger("weightgen.stream")
 WAITERS_PER_SLOT = 4  # requests that may wait for a slot, per slot (16 behind the default 4)
 Claim = Literal["taken", "full", "gone"]
@@ -123,15 +125,6 @@ def generate(span: Span, metrics: Metrics, fmt: str) -> memoryview:
     return data[span.byte_lo : span.byte_hi]
 
 
-def generate_hashed(span: Span, metrics: Metrics, fmt: str, update: Update | None) -> memoryview:
-    """`generate`, and the bytes added to the representation's digest in the same worker thread
-    (hashlib releases the GIL: the event loop goes on sending the previous block)."""
-    data = generate(span, metrics, fmt)
-    if update is not None:
-        update(data)
-    return data
-
-
 class PayloadResponse(Response):
     """Bytes [start, stop) of a plan's payload, generated block by block while sent."""
 
@@ -195,24 +188,24 @@ class PayloadResponse(Response):
 
         async def produce() -> None:
             hasher = hashlib.sha256() if self.keep is not None else None
-            update = hasher.update if hasher is not None else None
-            async with sender:
-                for piece in self.payload.spans(self.start, self.stop, self.block):
-                    if isinstance(piece, Span):
-                        data = await anyio.to_thread.run_sync(
-                            generate_hashed,
-                            piece,
-                            self.metrics,
-                            self.fmt,
-                            update,
-                            limiter=self.capacity.threads,
-                        )
-                        await sender.send(data)
-                    else:
+            hash_in, hash_out = anyio.create_memory_object_stream[bytes | memoryview](1)
+            async with sender, anyio.create_task_group() as hashing:
+                if hasher is not None:
+                    hashing.start_soon(_hash, hasher, hash_out)
+                else:
+                    hash_out.close()
+                async with hash_in:
+                    for piece in self.payload.spans(self.start, self.stop, self.block):
+                        data: bytes | memoryview = piece if isinstance(piece, bytes) else (
+                            await anyio.to_thread.run_sync(
+                                generate, piece, self.metrics, self.fmt,
+                                limiter=self.capacity.threads,
+                            )
+                        )  # fmt: skip
                         if hasher is not None:
-                            hasher.update(piece)
-                        await sender.send(piece)
-            if self.keep is not None and hasher is not None:  # every piece made, in order
+                            await hash_in.send(data)
+                        await sender.send(data)
+            if self.keep is not None and hasher is not None:  # every piece made and hashed
                 self.keep(hasher.digest())
 
         async with anyio.create_task_group() as group, receiver:
@@ -224,3 +217,12 @@ class PayloadResponse(Response):
                     with anyio.fail_after(self.send_timeout):
                         await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _hash(hasher: Any, blocks: MemoryObjectReceiveStream[bytes | memoryview]) -> None:
+    """The representation's SHA-256, block by block in order, in a thread of its own: hashing a
+    block overlaps generating the next one and sending the one before (hashlib and the kernel
+    release the GIL), rather than following its generation in the same thread."""
+    async with blocks:
+        async for data in blocks:
+            await anyio.to_thread.run_sync(hasher.update, data)

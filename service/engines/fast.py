@@ -128,7 +128,9 @@ class FastKernel:
             ThreadPoolExecutor(self.threads - 1, "weightgen-kernel") if self.threads > 1 else None
         )
 
-    def fill(self, out: Any, s: Sampling, start: int, stop: int) -> None:
+    def fill(self, out: Any, s: Sampling, start: int, stop: int, bf16: Any = None) -> None:
+        """Values [start, stop) into `out`; with `bf16` (a bfloat16 array as long), `out` is
+        float32 room and each thread narrows its own part into `bf16` (`to_bfloat16`)."""
         draw = Draw.of(s)
         n = stop - start
         parts = self.threads if self.pool is not None and n >= MIN_SPLIT else 1
@@ -140,14 +142,17 @@ class FastKernel:
             lo, hi = edges[i], edges[i + 1]
             chunk = view[(lo - start) * size : (hi - start) * size]
             draw.generate(chunk, lo, hi)
+            if bf16 is not None:
+                draw.core.to_bfloat16(chunk, bf16[lo - start : hi - start].view(np.uint16))
 
         # the calling thread takes the first part itself: one hand-off fewer, and it is awake
         others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
         _join(part, others)
 
-    def fill_runs(self, out: Any, s: Sampling, starts: I64, lengths: I64) -> None:
+    def fill_runs(self, out: Any, s: Sampling, starts: I64, lengths: I64, bf16: Any = None) -> None:
         """Fills `out` with the values of runs of the full tensor's elements (starts, lengths),
-        one after another: one kernel call per thread, split by elements, not by run."""
+        one after another: one kernel call per thread, split by elements, not by run; `bf16`
+        as for `fill`."""
         draw = Draw.of(s)
         ends = np.cumsum(lengths)
         n = int(ends[-1]) if len(ends) else 0
@@ -159,6 +164,8 @@ class FastKernel:
             if hi > lo:
                 mine = _between(starts, lengths, ends, lo, hi)
                 draw.generate_runs(out[lo:hi], *mine)
+                if bf16 is not None:
+                    draw.core.to_bfloat16(out[lo:hi], bf16[lo:hi].view(np.uint16))
 
         others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
         _join(part, others)

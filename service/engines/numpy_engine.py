@@ -122,7 +122,10 @@ class NumpyEngine:
         if s.dtype.name == "float32":
             return self._fill(kernel, np.empty(stop - start, "<f4"), s, start, stop)
         raw = self._take(stop - start)
-        try:  # narrow() makes a new array: the buffer never leaves this call
+        try:  # the values leave in a new array: the float32 buffer never leaves this call
+            if s.dtype.name == "bfloat16":  # narrowed by the kernel's threads, without the GIL
+                out = np.empty(stop - start, NUMPY_DTYPES["bfloat16"])
+                return self._fill(kernel, raw[: stop - start], s, start, stop, out)
             return narrow(self._fill(kernel, raw[: stop - start], s, start, stop), s.dtype)
         finally:
             with self.lock:
@@ -131,14 +134,21 @@ class NumpyEngine:
 
     @staticmethod
     def _fill(
-        kernel: FastKernel, raw: npt.NDArray[Any], s: Sampling, start: int, stop: int
+        kernel: FastKernel,
+        raw: npt.NDArray[Any],
+        s: Sampling,
+        start: int,
+        stop: int,
+        bf16: npt.NDArray[Any] | None = None,
     ) -> npt.NDArray[Any]:
+        """The kernel's values into `raw`; with `bf16`, narrowed into it too (and it returned)."""
         if s.part is None:
-            kernel.fill(raw, s, start, stop)
+            kernel.fill(raw, s, start, stop, bf16)
         else:
             for lo, hi, starts, lengths in batches(s, start, stop):
-                kernel.fill_runs(raw[lo - start : hi - start], s, starts, lengths)
-        return raw
+                piece = None if bf16 is None else bf16[lo - start : hi - start]
+                kernel.fill_runs(raw[lo - start : hi - start], s, starts, lengths, piece)
+        return raw if bf16 is None else bf16
 
     def _take(self, n: int) -> npt.NDArray[np.float32]:
         """A float32 buffer of at least n values, kept from an earlier block where one is free:

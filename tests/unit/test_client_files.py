@@ -98,3 +98,42 @@ def test_a_filesystem_that_refuses_a_direct_write_gets_it_plainly(
     assert len(calls) == 1
     assert sink.direct is None
     assert (tmp_path / "f.part").read_bytes() == data
+
+
+def test_a_failed_background_write_raises_and_nothing_is_left_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full buffer is written on the writing thread: a disk error there (ENOSPC) reaches the
+    caller, from a later write or from close(), and close() still ends both threads."""
+
+    def full(*_: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwritev", full)
+    data = random.Random(4).randbytes(8 * BUFFER)
+    path = tmp_path / "f.part"
+    path.write_bytes(b"")
+    os.truncate(path, len(data))
+    sink = FileSink(path, len(data))
+    if sink.direct is None:
+        sink.close()
+        pytest.skip("this filesystem takes no O_DIRECT: nothing is written in the background")
+
+    def feed_and_close() -> None:
+        try:
+            for at in range(0, len(data), 1 << 20):
+                sink[at : at + (1 << 20)] = memoryview(data)[at : at + (1 << 20)]
+        finally:
+            sink.close()
+
+    with pytest.raises(OSError, match="No space left"):
+        feed_and_close()
+    assert sink._writing.pool._shutdown
+    assert sink._hashing.pool._shutdown
+
+
+def test_the_in_order_digest_waits_for_the_hashing_thread(tmp_path: Path) -> None:
+    data = random.Random(5).randbytes(3 * BUFFER + 999)
+    sink, in_order = write(tmp_path / "f.part", data, [], 1 << 16, 5)
+    assert in_order
+    assert sink.digest() == hashlib.sha256(data).digest()

@@ -589,6 +589,25 @@ def test_the_fused_kernel_gives_the_reference_bytes(
     assert bytes(part) == reference[17 * size : (s.numel - 3) * size]
 
 
+def test_the_kernels_bfloat16_narrowing_is_ml_dtypes_cast() -> None:
+    """`_fastcore.to_bfloat16` against ml_dtypes' float32 → bfloat16 cast (the reference path's):
+    every sign and exponent with the low halves at and around the rounding midpoints (NaNs,
+    infinities, subnormals, overflow to inf included), and 4M random bit patterns."""
+    core = fast.CORE
+    assert core is not None
+    lows = np.array([0, 1, 0x3FFF, 0x7FFF, 0x8000, 0x8001, 0xBFFF, 0xFFFF], dtype=np.uint32)
+    edges = ((np.arange(1 << 16, dtype=np.uint32) << 16)[:, None] | lows[None, :]).ravel()
+    spread = np.random.default_rng(3).integers(0, 1 << 32, 1 << 22, dtype=np.uint32)
+    values = np.concatenate([edges, spread]).view(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = values.astype(ml_dtypes.bfloat16).view(np.uint16)
+    out = np.empty(len(values), np.uint16)
+    core.to_bfloat16(values, out)
+    assert np.array_equal(out, expected)
+    with pytest.raises(ValueError, match="room for as many"):
+        core.to_bfloat16(values, out[:-1])
+
+
 FAR = 2**40 + 3  # an element offset whose block counters fill both words (c0 and c1)
 
 
