@@ -30,6 +30,8 @@ SeedSource = Literal["request", "service"]
 MAX_SEED = 2**64 - 1
 MAX_QR_ELEMENTS = 1 << 22  # orthogonal kinds: the whole float64 matrix in memory, then QR
 MAX_SPARSE_ROWS = 1 << 20  # sparse: a column's keys (8 bytes a row) are ranked in memory
+MAX_SPARSE_COLUMNS = 1 << 19  # sparse: 4 MiB of thresholds; the 32 MiB memo holds 8 streams'
+MAX_SPARSE_ELEMENTS = 1 << 26  # sparse: any part ranks all rows of its columns (seconds here)
 
 
 @dataclass(frozen=True)
@@ -348,13 +350,25 @@ def _resolve(spec: TensorSpec) -> SchemePlan:
             f"{list(spec.shape)} has {numel(spec.shape)} elements, this service does that for "
             f"at most {MAX_QR_ELEMENTS}"
         )
-    if scheme.law.kind == "sparse" and spec.shape[0] > MAX_SPARSE_ROWS:
-        raise LimitExceeded(
-            f"sparse ranks every column's mask keys, all of its rows at once; shape "
-            f"{list(spec.shape)} has {spec.shape[0]} rows, this service does that for at most "
-            f"{MAX_SPARSE_ROWS}"
-        )
+    if scheme.law.kind == "sparse":
+        _check_sparse(spec.shape)
     return scheme
+
+
+def _check_sparse(shape: Shape) -> None:
+    """sparse's bounds: rows, kept thresholds, and the ranking any part costs (docs/decisions)."""
+    rows, cols = shape
+    for what, size, bound in (
+        ("rows", rows, MAX_SPARSE_ROWS),
+        ("columns", cols, MAX_SPARSE_COLUMNS),
+        ("elements", rows * cols, MAX_SPARSE_ELEMENTS),
+    ):
+        if size > bound:
+            raise LimitExceeded(
+                f"sparse ranks every column's mask keys over all of its rows and keeps each "
+                f"column's threshold; shape {list(shape)} has {size} {what}, this service does "
+                f"that for at most {bound}"
+            )
 
 
 def _check_integral(scheme: SchemePlan, dt: DType) -> None:

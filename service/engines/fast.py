@@ -29,6 +29,12 @@ def _load() -> ModuleType | None:
         from service.engines import _fastcore  # type: ignore[attr-defined]
     except ImportError:
         return None
+    if not hasattr(_fastcore, "to_bfloat16"):  # a build older than its source: not used
+        logging.getLogger("weightgen.kernel").warning(
+            "the fused kernel was built from an older _fastcore.c; rebuild it (make, or "
+            "python setup.py build_ext --inplace); the reference path runs"
+        )
+        return None
     wanted = os.environ.get("WEIGHTGEN_KERNEL", "")
     if wanted and wanted != _fastcore.isa:  # the kernel took the best it has instead
         why = "is beyond this CPU" if wanted in BUILDS else "is not portable, avx2 or avx512"

@@ -112,7 +112,7 @@ class Thresholds:
         groups = np.flatnonzero(present)
         row = np.zeros(len(present), dtype=np.int64)
         row[groups] = np.arange(len(groups))
-        table = np.zeros((len(groups), w), dtype=np.uint64)
+        table = np.zeros((len(groups), min(w, s.shape[1])), dtype=np.uint64)
         for i, g in enumerate(groups):
             found = self.group(s, zeros, int(g))
             table[i, : len(found)] = found

@@ -91,13 +91,13 @@ class AttentionArgs:
         "features of inputs_v (default key_features)", None, ge=0, le=MAX_DIM, framework=INFERRED
     )
     qkv_features: int | None = arg(
-        "features of query, key and value, all heads (default query_features)",
+        "features of query, key and value, all heads (null or 0: query_features)",
         None,
         ge=0,
         le=MAX_DIM,
     )
     out_features: int | None = arg(
-        "output features (default query_features)", None, ge=0, le=MAX_DIM
+        "output features (null or 0: query_features)", None, ge=0, le=MAX_DIM
     )
     use_bias: bool = arg(USE_BIAS, True)
     normalize_qk: bool = arg("LayerNorm (scale only) on query and key per head", False)
@@ -152,8 +152,8 @@ def _projection(name: str, shape: Shape, inputs: int, bias: bool) -> list[Member
 def attention(name: str, a: AttentionArgs) -> list[Member]:
     key_in = a.query_features if a.key_features is None else a.key_features
     value_in = key_in if a.value_features is None else a.value_features
-    qkv = a.query_features if a.qkv_features is None else a.qkv_features
-    out_features = a.query_features if a.out_features is None else a.out_features
+    qkv = a.qkv_features or a.query_features  # Flax's `or`: null and 0 both mean the default
+    out_features = a.out_features or a.query_features
     divisible("num_heads", a.num_heads, qkv_features=qkv)
     heads = (a.num_heads, qkv // a.num_heads)
     b = a.use_bias

@@ -86,7 +86,7 @@ def _full_output(s: _Specs, inputs: tuple[int, ...], partial: tuple[int, ...]) -
     """The output shape as Keras completes it: the batch axis first, then the elided axes
     (on the left inserted one by one at position 1, so in reverse order, as Keras does)."""
     elided = len(inputs) - len(s.inputs)
-    if elided < 0 or (elided > 0) != s.elided:
+    if elided < 0 or (elided > 0 and not s.elided):  # an ellipsis may stand for no axis
         raise ShapeError(
             f"keras.EinsumDense input_shape {list(inputs)} has rank {len(inputs)}; the equation's "
             f"input spec {s.inputs!r} needs rank {len(s.inputs)}"

@@ -4,7 +4,7 @@ keras/src/initializers/constant_initializers.py::STFT (Keras 3.15), shape (T, 1,
 w[t, 0, f] = trig(−2π·t·f/N)·win[t]/s with N = 2·(F − 1), trig = cos ("real") or sin ("imag",
 so −sin(2π·t·f/N)), win = scipy.signal.get_window(window, T, fftbins=periodic), and
 s = √Σ win² ("density"), Σ |win| ("spectrum") or 1 (None; also when there is no window).
-Keras evaluates it in the tensor's dtype (float32: the angle alone is off by up to ~1e-4 for
+Keras evaluates it in the tensor's dtype (float32: the angle alone is off by up to ~2e-4 for
 long frames); here every value is the exact formula in float64 (service.windows), rounded once.
 """
 

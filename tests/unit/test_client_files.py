@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import os
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,23 @@ def test_a_failed_background_write_raises_and_nothing_is_left_running(
 
 
 def test_the_in_order_digest_waits_for_the_hashing_thread(tmp_path: Path) -> None:
-    data = random.Random(5).randbytes(3 * BUFFER + 999)
-    sink, in_order = write(tmp_path / "f.part", data, [], 1 << 16, 5)
-    assert in_order
-    assert sink.digest() == hashlib.sha256(data).digest()
+    """digest() while the hashing thread is still behind (held by a gate): it waits for it."""
+    data = random.Random(5).randbytes(2 * BUFFER + 999)
+    path = tmp_path / "f.part"
+    path.write_bytes(b"")
+    os.truncate(path, len(data))
+    sink = FileSink(path, len(data))
+    gate = threading.Event()
+
+    def held() -> None:
+        gate.wait()
+
+    sink._hashing.submit(held, 0)  # everything handed over queues behind it
+    for at in range(0, len(data), 1 << 16):
+        sink[at : at + (1 << 16)] = memoryview(data)[at : at + (1 << 16)]
+    threading.Timer(0.2, gate.set).start()
+    try:
+        assert sink.digest() == hashlib.sha256(data).digest()
+    finally:
+        gate.set()
+        sink.close()

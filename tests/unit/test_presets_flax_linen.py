@@ -116,6 +116,11 @@ CASES: list[tuple[str, dict[str, Any], Build]] = [
         {"num_heads": 3, "query_features": 9, "key_features": 5, "use_bias": False},
         _layer(lambda **kw: MHA(num_heads=3, use_bias=False, **kw), (1, 3, 9), (1, 4, 5)),
     ),
+    (  # 0 is Flax's default too (`self.qkv_features or inputs_q.shape[-1]`)
+        "flax.MultiHeadDotProductAttention",
+        {"num_heads": 2, "query_features": 8, "qkv_features": 0, "out_features": 0},
+        _layer(lambda **kw: MHA(num_heads=2, qkv_features=0, out_features=0, **kw), (1, 3, 8)),
+    ),
     ("flax.LSTMCell", {"in_features": 10, "features": 8}, _cell(nn.LSTMCell, 8, 10)),
     (
         "flax.OptimizedLSTMCell",

@@ -180,6 +180,8 @@ CASES: list[tuple[str, dict[str, Any], Build]] = [
             ("...b,bc->...c", (2, 5, 7, 16), 8, "c"),
             ("ab...,bc->ac...", (2, 16, 3, 4), [8, 3, 4], "c"),
             ("abcd,cde->abe", (2, 4, 3, 5), [4, 6], "b"),
+            ("...ab,bc->...ac", (8, 16), 32, "c"),  # an ellipsis standing for no axis
+            ("ab...,bc->ac...", (8, 16), 32, "c"),
         ]
     ],
 ]

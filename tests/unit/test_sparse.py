@@ -21,7 +21,15 @@ from service.engines import Engines, Sampling, sparse
 from service.engines.numpy_engine import NUMPY_DTYPES, NumpyEngine, NumpyOps
 from service.engines.torch_engine import TorchEngine
 from service.errors import LimitExceeded, SchemeError, ShapeError
-from service.plan import MAX_SPARSE_ROWS, Limits, TensorSpec, plan, sampling
+from service.plan import (
+    MAX_SPARSE_COLUMNS,
+    MAX_SPARSE_ELEMENTS,
+    MAX_SPARSE_ROWS,
+    Limits,
+    TensorSpec,
+    plan,
+    sampling,
+)
 from service.schemes import Params, resolve
 from service.slices import Slice
 
@@ -98,10 +106,29 @@ def test_torch_refuses_the_same_ranks() -> None:
             torch.nn.init.sparse_(torch.empty(shape), 0.5)
 
 
-def test_rows_beyond_the_services_bound_are_a_limit() -> None:
-    spec = TensorSpec((MAX_SPARSE_ROWS + 1, 1), "sparse", "torch", Params(sparsity=0.5), seed=1)
-    with pytest.raises(LimitExceeded, match=f"at most {MAX_SPARSE_ROWS}"):
+@pytest.mark.parametrize(
+    ("shape", "what", "bound"),
+    [
+        ((MAX_SPARSE_ROWS + 1, 1), "rows", MAX_SPARSE_ROWS),
+        ((1, MAX_SPARSE_COLUMNS + 1), "columns", MAX_SPARSE_COLUMNS),
+        ((MAX_SPARSE_ELEMENTS // 4096 + 1, 4096), "elements", MAX_SPARSE_ELEMENTS),
+    ],
+)
+def test_shapes_beyond_the_services_bounds_are_a_limit(
+    shape: tuple[int, int], what: str, bound: int
+) -> None:
+    """Rows bound the ranking's memory, columns the kept thresholds (so concurrent streams never
+    evict each other's and rank them again), elements the cost of any part's first byte."""
+    spec = TensorSpec(shape, "sparse", "torch", Params(sparsity=0.5), seed=1)
+    with pytest.raises(LimitExceeded, match=f"{what}, this service does that for at most {bound}"):
         plan(spec, Limits(2**32, 2**34), Engines())
+    at = tuple(min(n, b) for n, b in zip(shape, (MAX_SPARSE_ROWS, MAX_SPARSE_COLUMNS), strict=True))
+    if at[0] * at[1] <= MAX_SPARSE_ELEMENTS:  # at the bounds: planned
+        plan(
+            TensorSpec(at, "sparse", "torch", Params(sparsity=0.5), seed=1),
+            Limits(2**32, 2**34),
+            Engines(),
+        )
 
 
 # --- the values -------------------------------------------------------------------------------
