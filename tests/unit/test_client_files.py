@@ -154,3 +154,31 @@ def test_the_in_order_digest_waits_for_the_hashing_thread(tmp_path: Path) -> Non
     finally:
         gate.set()
         sink.close()
+
+
+@pytest.mark.parametrize("connections", [2, 3, 7])
+def test_parts_written_from_several_threads_at_once_make_the_file(
+    tmp_path: Path, connections: int
+) -> None:
+    """As `Client._into` writes parallel ranges: each part from a thread of its own, at once,
+    with the background hashing and writing lanes shared by all of them."""
+    data = random.Random(connections).randbytes(3 * BUFFER + 4321)
+    path = tmp_path / "f.part"
+    path.write_bytes(b"")
+    os.truncate(path, len(data))
+    sink = FileSink(path, len(data))
+    edges = [len(data) * i // connections for i in range(connections + 1)]
+
+    def part(lo: int, hi: int) -> None:
+        step = random.Random(lo).choice([1000, 65536, 1 << 20])
+        for at in range(lo, hi, step):
+            sink[at : min(at + step, hi)] = memoryview(data)[at : min(at + step, hi)]
+
+    threads = [threading.Thread(target=part, args=pair) for pair in itertools.pairwise(edges)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sink.close()
+    assert path.read_bytes() == data
+    assert sha256(path) == hashlib.sha256(data).digest()
