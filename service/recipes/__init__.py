@@ -20,6 +20,7 @@ from service.recipes import (
     hf_neox,
     megatron,
     nanogpt,
+    neox,
     olmo,
     olmo_core,
     torchtitan,
@@ -28,7 +29,7 @@ from service.recipes.base import Configured, Group, Recipe
 
 # one module per training stack (transformers' encoders and GPT-NeoX apart: hf.py would pass 400
 # lines); the catalogue lists them in this order
-STACKS = (hf, hf_encoders, hf_neox, nanogpt, megatron, torchtitan, olmo_core, olmo)
+STACKS = (hf, hf_encoders, hf_neox, nanogpt, megatron, torchtitan, olmo_core, olmo, neox)
 
 __all__ = ["RECIPES", "Configured", "Group", "Recipe", "count", "lookup", "members"]
 

@@ -9,7 +9,7 @@ GPTNeoXPreTrainedModel has no `_init_weights` of its own (M:273-289), so the law
 built without padding_idx (M:298), so no row is zeroed whatever pad_token_id says; every
 LayerNorm weight 1, bias 0 (U:2341-2350). Nothing is truncated or depth-scaled: this is
 transformers' init, not the EleutherAI gpt-neox library's `small_init`/`wang_init` that trained
-Pythia.
+Pythia (that is recipe `neox`, which builds its tensors with `state_dict` here).
 
 Layout: q, k and v are one fused `attention.query_key_value` (3·d, d) (M:181), its rows grouped
 per head as [q_h; k_h; v_h] (the forward's view, M:193-196); `attention.dense` (d, d) (M:182);
@@ -66,7 +66,7 @@ class GPTNeoXConfig:
     hidden_act: Activation = arg("activation of the MLP (no tensor of its own)", "gelu")
 
 
-def _layer(i: int, c: GPTNeoXConfig, std: float) -> list[Member]:
+def _layer(i: int, c: GPTNeoXConfig, std: float, out_std: float) -> list[Member]:
     """GPTNeoXLayer, in its registration order: the two LayerNorms, attention, MLP."""
     p, d, ff, bias = f"gpt_neox.layers.{i}", c.hidden_size, c.intermediate_size, c.attention_bias
     return [
@@ -75,23 +75,31 @@ def _layer(i: int, c: GPTNeoXConfig, std: float) -> list[Member]:
         ones(f"{p}.post_attention_layernorm.weight", (d,)),
         zeros(f"{p}.post_attention_layernorm.bias", (d,)),
         *_linear(f"{p}.attention.query_key_value", 3 * d, d, std, bias),
-        *_linear(f"{p}.attention.dense", d, d, std, bias),
+        *_linear(f"{p}.attention.dense", d, d, out_std, bias),
         *_linear(f"{p}.mlp.dense_h_to_4h", ff, d, std, True),
-        *_linear(f"{p}.mlp.dense_4h_to_h", d, ff, std, True),
+        *_linear(f"{p}.mlp.dense_4h_to_h", d, ff, out_std, True),
     ]
 
 
 def gpt_neox(c: GPTNeoXConfig) -> list[Member]:
-    """GPTNeoXForCausalLM's state dict: embed_in, the layers, final_layer_norm, lm_head."""
+    """GPTNeoXForCausalLM's state dict as transformers initializes it: one σ for every weight."""
     if c.hidden_size % c.num_attention_heads:
         raise ShapeError(
             f"hidden_size={c.hidden_size} must be divisible by "
             f"num_attention_heads={c.num_attention_heads} (GPTNeoXConfig refuses it)"
         )
-    d, std, shape = c.hidden_size, _sigma(c.initializer_range), (c.vocab_size, c.hidden_size)
+    std = _sigma(c.initializer_range)
+    return state_dict(c, std, std)
+
+
+def state_dict(c: GPTNeoXConfig, std: float, out_std: float) -> list[Member]:
+    """GPTNeoXForCausalLM's state dict: embed_in, the layers, final_layer_norm, lm_head; every
+    random weight N(0, std²) but the residual outputs attention.dense and mlp.dense_4h_to_h,
+    N(0, out_std²) (the gpt-neox library's split, `neox.py`; transformers uses one σ)."""
+    d, shape = c.hidden_size, (c.vocab_size, c.hidden_size)
     out = [normal("gpt_neox.embed_in.weight", shape, std)]
     for i in range(c.num_hidden_layers):
-        out += _layer(i, c, std)
+        out += _layer(i, c, std, out_std)
     out += [ones("gpt_neox.final_layer_norm.weight", (d,)),
             zeros("gpt_neox.final_layer_norm.bias", (d,))]  # fmt: skip
     if c.tie_word_embeddings:
@@ -99,7 +107,7 @@ def gpt_neox(c: GPTNeoXConfig) -> list[Member]:
     return [*out, normal("lm_head.weight", shape, std)]
 
 
-def _count(c: GPTNeoXConfig) -> int:
+def count(c: GPTNeoXConfig) -> int:
     return 4 + c.num_hidden_layers * (10 + 2 * c.attention_bias)
 
 
@@ -140,7 +148,7 @@ ROWS: tuple[Recipe[Any], ...] = (
         "gpt_neox",
         GPTNeoXConfig,
         gpt_neox,
-        _count,
+        count,
         GROUPS,
     ),
 )
