@@ -13,11 +13,11 @@ from typing import Any, cast
 
 import numpy as np
 import pytest
-import safetensors.numpy
 from fastapi.testclient import TestClient
 from scipy.stats import ks_2samp
 
 from service.presets import count, expand
+from tests.support import describe_layer, layer_arrays
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # before jax is imported (it reads it once)
 flax = pytest.importorskip("flax", reason="flax is a dev dependency (pyproject [dev])")
@@ -186,19 +186,6 @@ def _init(build: Build, seed: int, **kw: Any) -> tuple[Any, tuple[Any, ...], Any
     return model, inputs, model.init(jax.random.key(seed), *inputs)
 
 
-def _describe(client: TestClient, preset: str, args: dict[str, Any], seed: int) -> Any:
-    layer = {"preset": preset, "name": "m", **args}
-    described = client.post("/v1/bundles/describe", json={"seed": seed, "layers": [layer]})
-    assert described.status_code == 200, described.text
-    return described.json()
-
-
-def _bundle(client: TestClient, preset: str, args: dict[str, Any], seed: int) -> dict[str, Any]:
-    got = client.get(_describe(client, preset, args, seed)["url"])
-    assert got.status_code == 200, got.text
-    return dict(safetensors.numpy.load(got.content))
-
-
 @pytest.mark.parametrize(("preset", "args", "build"), CASES, ids=_ids)
 def test_paths_shapes_dtypes_and_count_match_flax(
     preset: str, args: dict[str, Any], build: Build
@@ -242,7 +229,7 @@ def test_bundles_apply_and_match_flax_init(
     ours: dict[str, list[np.ndarray]] = {name: [] for name in members}
     theirs: dict[str, list[np.ndarray]] = {name: [] for name in members}
     for seed in SEEDS:
-        bundle = _bundle(client, preset, args, seed)
+        bundle = layer_arrays(client, preset, args, seed)
         model, inputs, variables = _init(build, seed)
         _applied(model, inputs, bundle, variables)
         reference = {k: v for c in _flat(variables).values() for k, v in c.items()}
@@ -289,7 +276,7 @@ def test_reported_fans_are_those_of_the_shape_flax_hands_kernel_init(
         return lecun(key, shape, dtype)
 
     _init(build, 0, kernel_init=recording)  # query, key, value, out: in Flax's call order
-    tensors = _describe(client, preset, args, seed=0)["tensors"]
+    tensors = describe_layer(client, preset, args, seed=0)["tensors"]
     reported = {t["name"]: (t["plan"]["fan_in"], t["plan"]["fan_out"]) for t in tensors}
     kernels = [m.name for m in expand(preset, "m", args) if m.scheme == "lecun_normal"]
     assert len(kernels) == len(seen)

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import safetensors.numpy
 from fastapi.testclient import TestClient
 from scipy.stats import ks_2samp
 
 from service.presets import count, expand
+from tests.support import describe_layer, layer_arrays
 
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported (it reads it once)
 keras = pytest.importorskip("keras", reason="keras 3 is a dev dependency (pyproject [dev])")
@@ -206,19 +206,6 @@ def _numpy(weight: Any) -> np.ndarray:
     return np.array(weight.value.detach().cpu().numpy())
 
 
-def _describe(client: TestClient, preset: str, args: dict[str, Any], seed: int) -> Any:
-    layer = {"preset": preset, "name": "m", **args}
-    described = client.post("/v1/bundles/describe", json={"seed": seed, "layers": [layer]})
-    assert described.status_code == 200, described.text
-    return described.json()
-
-
-def _bundle(client: TestClient, preset: str, args: dict[str, Any], seed: int) -> dict[str, Any]:
-    got = client.get(_describe(client, preset, args, seed)["url"])
-    assert got.status_code == 200, got.text
-    return dict(safetensors.numpy.load(got.content))
-
-
 @pytest.mark.parametrize(("preset", "args", "build"), CASES, ids=_ids)
 def test_names_shapes_dtypes_and_count_match_keras(
     preset: str, args: dict[str, Any], build: Build
@@ -247,7 +234,7 @@ def test_bundles_load_with_keras_init(
     ours: dict[str, list[np.ndarray]] = {name: [] for name in members}
     theirs: dict[str, list[np.ndarray]] = {name: [] for name in members}
     for seed in SEEDS:
-        bundle = _bundle(client, preset, args, seed)
+        bundle = layer_arrays(client, preset, args, seed)
         keras.utils.set_random_seed(seed)
         layer = build()
         reference = {_path(w): _numpy(w) for w in layer.weights}
@@ -297,7 +284,9 @@ def test_lstm_forget_gate_bias_is_ones() -> None:
 
 
 def _fans(client: TestClient, preset: str, args: dict[str, Any], name: str) -> tuple[Any, Any]:
-    (found,) = [t for t in _describe(client, preset, args, seed=0)["tensors"] if t["name"] == name]
+    (found,) = [
+        t for t in describe_layer(client, preset, args, seed=0)["tensors"] if t["name"] == name
+    ]
     return found["plan"]["fan_in"], found["plan"]["fan_out"]
 
 

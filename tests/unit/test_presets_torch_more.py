@@ -18,6 +18,7 @@ from scipy.stats import ks_2samp
 from torch import nn
 
 from service.presets import count, expand
+from tests.support import layer_bytes
 
 SEEDS = range(6)  # bundles and torch modules each pooled over these (deterministic)
 P_MIN = 1e-4
@@ -167,15 +168,6 @@ def _ids(case: object) -> str:
     return str(case)[:60]
 
 
-def _bundle(client: TestClient, preset: str, args: dict[str, Any], seed: int) -> dict[str, Any]:
-    layer = {"preset": preset, "name": "m", **args}
-    described = client.post("/v1/bundles/describe", json={"seed": seed, "layers": [layer]})
-    assert described.status_code == 200, described.text
-    got = client.get(described.json()["url"])
-    assert got.status_code == 200, got.text
-    return dict(safetensors.torch.load(got.content))
-
-
 def _wrapped(module: nn.Module) -> nn.Module:
     outer = nn.Module()
     outer.m = module
@@ -204,7 +196,7 @@ def test_bundles_load_strictly_with_torchs_init(
     ours: dict[str, list[torch.Tensor]] = {name: [] for name in members}
     theirs: dict[str, list[torch.Tensor]] = {name: [] for name in members}
     for seed in SEEDS:
-        bundle = _bundle(client, preset, args, seed)
+        bundle = _torch_bundle(client, preset, args, seed)
         model = _wrapped(build())
         reference = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(bundle, strict=True)
@@ -237,7 +229,7 @@ def test_transformer_ties_the_biases_torchs_deep_copies_share(client: TestClient
     layer's Linear biases equal layer 0's in torch, and are tied in the bundle."""
     args = {"d_model": 8, "nhead": 2, "num_encoder_layers": 3, "num_decoder_layers": 2}
     model = _transformer(**args, dim_feedforward=16)
-    bundle = _bundle(client, "torch.Transformer", {**args, "dim_feedforward": 16}, seed=5)
+    bundle = _torch_bundle(client, "torch.Transformer", {**args, "dim_feedforward": 16}, seed=5)
     for stack, layers in (("encoder", 3), ("decoder", 2)):
         for i in range(1, layers):
             for p in ("linear1.bias", "linear2.bias"):
@@ -250,7 +242,7 @@ def test_transformer_ties_the_biases_torchs_deep_copies_share(client: TestClient
 
 def test_embedding_bag_padding_row_is_zero(client: TestClient) -> None:
     args = {"num_embeddings": 12, "embedding_dim": 6, "padding_idx": -3}
-    weight = _bundle(client, "torch.EmbeddingBag", args, seed=1)["m.weight"]
+    weight = _torch_bundle(client, "torch.EmbeddingBag", args, seed=1)["m.weight"]
     assert not weight[9].any()
     assert bool(weight[8].all())
     assert bool(weight[10].all())
@@ -331,3 +323,9 @@ def test_bad_arguments_are_422s_naming_them(
 def test_a_huge_transformer_is_counted_not_expanded() -> None:
     args = {"num_encoder_layers": 10_000, "num_decoder_layers": 10_000}
     assert count("torch.Transformer", args) == 10_000 * 12 + 2 + 10_000 * 18 + 2
+
+
+def _torch_bundle(
+    client: TestClient, preset: str, args: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    return dict(safetensors.torch.load(layer_bytes(client, preset, args, seed)))

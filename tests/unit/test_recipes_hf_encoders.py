@@ -20,6 +20,7 @@ from service.presets.base import Member
 from service.recipes import hf, hf_encoders
 from tests.integration.test_bundles import member_bytes
 from tests.integration.test_recipes import check_law
+from tests.support import cited
 
 transformers = pytest.importorskip(
     "transformers",
@@ -458,19 +459,6 @@ SAYS = {
     ("hf.t5", "wo.weight"): ["(self.config.d_ff) ** -0.5"],
     ("hf.t5", "layer_norm"): ["init.constant_(module.weight, factor * 1.0)"],
 }  # fmt: skip
-
-
-def cited(source: str, root: Path) -> str:
-    """The text of every `file:lines` in `source` (lines: `a`, `a-b`, comma-separated)."""
-    out = []
-    for cite in source.split("; "):
-        path, _, lines = cite.partition(":")
-        text = (root / path).read_text().splitlines()
-        for part in lines.split(", "):
-            first, _, last = part.partition("-")
-            assert 1 <= int(first) <= int(last or first) <= len(text), cite
-            out += text[int(first) - 1 : int(last or first)]
-    return "\n".join(out)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

@@ -22,6 +22,7 @@ from service import recipes
 from service.presets.base import Member
 from tests.integration.test_bundles import member_bytes
 from tests.integration.test_recipes import check_law
+from tests.support import cited
 
 transformers = pytest.importorskip(
     "transformers",
@@ -356,19 +357,6 @@ SAYS = {
     "(untied": ["self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)",
                 "tie_word_embeddings: bool = False"],
 }  # fmt: skip
-
-
-def cited(source: str, root: Path) -> str:
-    """The text of every `file:lines` in `source` (lines: `a`, `a-b`, comma-separated)."""
-    out = []
-    for cite in source.split("; "):
-        path, _, lines = cite.partition(":")
-        text = (root / path).read_text().splitlines()
-        for part in lines.split(", "):
-            first, _, last = part.partition("-")
-            assert 1 <= int(first) <= int(last or first) <= len(text), cite
-            out += text[int(first) - 1 : int(last or first)]
-    return "\n".join(out)
 
 
 def test_the_cited_sources_say_what_the_groups_say() -> None:

@@ -1,0 +1,45 @@
+"""Helpers the framework tests share: a layer's bundle through the live app (describe, then its
+URL), and the text of a recipe group's cited `file:lines` in an installed stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import safetensors.numpy
+from fastapi.testclient import TestClient
+
+
+def describe_layer(client: TestClient, preset: str, args: dict[str, Any], seed: int) -> Any:
+    """`POST /v1/bundles/describe` of one layer named `m`."""
+    layer = {"preset": preset, "name": "m", **args}
+    described = client.post("/v1/bundles/describe", json={"seed": seed, "layers": [layer]})
+    assert described.status_code == 200, described.text
+    return described.json()
+
+
+def layer_bytes(client: TestClient, preset: str, args: dict[str, Any], seed: int) -> bytes:
+    """The safetensors bytes of that layer's bundle, fetched from its URL."""
+    got = client.get(describe_layer(client, preset, args, seed)["url"])
+    assert got.status_code == 200, got.text
+    return got.content
+
+
+def layer_arrays(
+    client: TestClient, preset: str, args: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    """That bundle as numpy arrays by member name."""
+    return dict(safetensors.numpy.load(layer_bytes(client, preset, args, seed)))
+
+
+def cited(source: str, root: Path) -> str:
+    """The text of every `file:lines` in `source` (lines: `a`, `a-b`, comma-separated)."""
+    out = []
+    for cite in source.split("; "):
+        path, _, lines = cite.partition(":")
+        text = (root / path).read_text().splitlines()
+        for part in lines.split(", "):
+            first, _, last = part.partition("-")
+            assert 1 <= int(first) <= int(last or first) <= len(text), cite
+            out += text[int(first) - 1 : int(last or first)]
+    return "\n".join(out)
