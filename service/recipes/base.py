@@ -19,7 +19,7 @@ from service import arguments
 from service.arguments import arg
 from service.dtypes import DTypeName
 from service.errors import SchemeError
-from service.presets.base import Member, constant
+from service.presets.base import Member, constant, zero_bias
 from service.schemes import Params, Shape
 
 C = TypeVar("C")
@@ -139,6 +139,17 @@ def zeros(name: str, shape: Shape) -> Member:
 
 def ones(name: str, shape: Shape) -> Member:
     return constant(name, shape, 1.0)
+
+
+def linear(name: str, out: int, inp: int, std: float, bias: bool) -> list[Member]:
+    """nn.Linear(inp, out, bias) (or a parallel linear at size 1): weight (out, in) N(0, std²),
+    bias zeros when `bias`."""
+    return [normal(f"{name}.weight", (out, inp), std), *zero_bias(name, out, bias)]
+
+
+def layer_norm(name: str, size: int, bias: bool = True) -> list[Member]:
+    """LayerNorm (or, without bias, RMSNorm): weight ones, bias zeros when `bias`."""
+    return [ones(f"{name}.weight", (size,)), *zero_bias(name, size, bias)]
 
 
 def tied(name: str, shape: Shape, source: str) -> Member:

@@ -18,7 +18,17 @@ from typing import Any, Literal
 from service.arguments import arg
 from service.errors import ShapeError
 from service.presets.base import MAX_COUNT, Member
-from service.recipes.base import Group, Recipe, normal, ones, residual_std, tied, zeros
+from service.recipes.base import (
+    Group,
+    Recipe,
+    layer_norm,
+    linear,
+    normal,
+    ones,
+    residual_std,
+    tied,
+    zeros,
+)
 from service.shapes import MAX_DIM
 
 VERSION = "5.24.0"
@@ -76,14 +86,12 @@ def _gpt2_block(i: int, c: GPT2Config) -> list[Member]:
     std = float(c.initializer_range)
     res = residual_std(std, c.n_layer)
     return [
-        ones(f"{p}.ln_1.weight", (d,)),
-        zeros(f"{p}.ln_1.bias", (d,)),
+        *layer_norm(f"{p}.ln_1", d),
         normal(f"{p}.attn.c_attn.weight", (d, 3 * d), std),
         zeros(f"{p}.attn.c_attn.bias", (3 * d,)),
         normal(f"{p}.attn.c_proj.weight", (d, d), res),
         zeros(f"{p}.attn.c_proj.bias", (d,)),
-        ones(f"{p}.ln_2.weight", (d,)),
-        zeros(f"{p}.ln_2.bias", (d,)),
+        *layer_norm(f"{p}.ln_2", d),
         normal(f"{p}.mlp.c_fc.weight", (d, inner), std),
         zeros(f"{p}.mlp.c_fc.bias", (inner,)),
         normal(f"{p}.mlp.c_proj.weight", (inner, d), res),
@@ -200,12 +208,6 @@ def _biases(c: DecoderConfig, family: str) -> Biases:
     return Biases()
 
 
-def _linear(name: str, out: int, inp: int, std: float, bias: bool) -> list[Member]:
-    """nn.Linear(inp, out): weight (out, in) N(0, std²), bias zeros."""
-    weight = normal(f"{name}.weight", (out, inp), std)
-    return [weight, zeros(f"{name}.bias", (out,))] if bias else [weight]
-
-
 def _decoder_layer(i: int, c: DecoderConfig, b: Biases) -> list[Member]:
     p, d, ff, std = (
         f"model.layers.{i}",
@@ -216,13 +218,13 @@ def _decoder_layer(i: int, c: DecoderConfig, b: Biases) -> list[Member]:
     hd = c.head_dim or c.hidden_size // c.num_attention_heads
     q, kv = c.num_attention_heads * hd, (c.num_key_value_heads or c.num_attention_heads) * hd
     return [
-        *_linear(f"{p}.self_attn.q_proj", q, d, std, b.qkv),
-        *_linear(f"{p}.self_attn.k_proj", kv, d, std, b.qkv),
-        *_linear(f"{p}.self_attn.v_proj", kv, d, std, b.qkv),
-        *_linear(f"{p}.self_attn.o_proj", d, q, std, b.o),
-        *_linear(f"{p}.mlp.gate_proj", ff, d, std, b.mlp),
-        *_linear(f"{p}.mlp.up_proj", ff, d, std, b.mlp),
-        *_linear(f"{p}.mlp.down_proj", d, ff, std, b.mlp),
+        *linear(f"{p}.self_attn.q_proj", q, d, std, b.qkv),
+        *linear(f"{p}.self_attn.k_proj", kv, d, std, b.qkv),
+        *linear(f"{p}.self_attn.v_proj", kv, d, std, b.qkv),
+        *linear(f"{p}.self_attn.o_proj", d, q, std, b.o),
+        *linear(f"{p}.mlp.gate_proj", ff, d, std, b.mlp),
+        *linear(f"{p}.mlp.up_proj", ff, d, std, b.mlp),
+        *linear(f"{p}.mlp.down_proj", d, ff, std, b.mlp),
         ones(f"{p}.input_layernorm.weight", (d,)),
         ones(f"{p}.post_attention_layernorm.weight", (d,)),
     ]

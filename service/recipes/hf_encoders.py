@@ -24,14 +24,13 @@ from typing import Any, Literal
 from service.arguments import arg
 from service.errors import ShapeError
 from service.presets.base import MAX_COUNT, Member, constant
-from service.recipes.base import Group, Recipe, normal, ones, tied, zeros
+from service.recipes.base import Group, Recipe, layer_norm, linear, normal, tied
 from service.recipes.hf import (
     INIT_RANGE,
     SIGMA,
     UTILS,
     VERSION,
     Activation,
-    _linear,
     _padding,
     _sigma,
 )
@@ -88,12 +87,11 @@ def _bert_attention(p: str, d: int, std: float) -> list[Member]:
     """BertAttention: self.{query,key,value} (d, d) and output.dense, each with a bias, and
     output.LayerNorm (BertCrossAttention has the same shapes: its keys read hidden_size too)."""
     return [
-        *_linear(f"{p}.self.query", d, d, std, True),
-        *_linear(f"{p}.self.key", d, d, std, True),
-        *_linear(f"{p}.self.value", d, d, std, True),
-        *_linear(f"{p}.output.dense", d, d, std, True),
-        ones(f"{p}.output.LayerNorm.weight", (d,)),
-        zeros(f"{p}.output.LayerNorm.bias", (d,)),
+        *linear(f"{p}.self.query", d, d, std, True),
+        *linear(f"{p}.self.key", d, d, std, True),
+        *linear(f"{p}.self.value", d, d, std, True),
+        *linear(f"{p}.output.dense", d, d, std, True),
+        *layer_norm(f"{p}.output.LayerNorm", d),
     ]
 
 
@@ -104,10 +102,9 @@ def _bert_layer(i: int, c: BertConfig, std: float) -> list[Member]:
         out += _bert_attention(f"{p}.crossattention", d, std)
     return [
         *out,
-        *_linear(f"{p}.intermediate.dense", ff, d, std, True),
-        *_linear(f"{p}.output.dense", d, ff, std, True),
-        ones(f"{p}.output.LayerNorm.weight", (d,)),
-        zeros(f"{p}.output.LayerNorm.bias", (d,)),
+        *linear(f"{p}.intermediate.dense", ff, d, std, True),
+        *linear(f"{p}.output.dense", d, ff, std, True),
+        *layer_norm(f"{p}.output.LayerNorm", d),
     ]
 
 
@@ -126,12 +123,11 @@ def bert(c: BertConfig) -> list[Member]:
                _padding(c.pad_token_id, c.vocab_size)),
         normal("embeddings.position_embeddings.weight", (c.max_position_embeddings, d), std),
         normal("embeddings.token_type_embeddings.weight", (c.type_vocab_size, d), std),
-        ones("embeddings.LayerNorm.weight", (d,)),
-        zeros("embeddings.LayerNorm.bias", (d,)),
+        *layer_norm("embeddings.LayerNorm", d),
     ]  # fmt: skip
     for i in range(c.num_hidden_layers):
         out += _bert_layer(i, c, std)
-    return [*out, *_linear("pooler.dense", d, d, std, True)]
+    return [*out, *linear("pooler.dense", d, d, std, True)]
 
 
 def _bert_count(c: BertConfig) -> int:

@@ -32,8 +32,8 @@ from typing import Any
 from service.arguments import arg
 from service.errors import ShapeError
 from service.presets.base import MAX_COUNT, Member
-from service.recipes.base import Group, Recipe, normal, ones, tied, zeros
-from service.recipes.hf import INIT_RANGE, SIGMA, UTILS, VERSION, Activation, _linear, _sigma
+from service.recipes.base import Group, Recipe, layer_norm, linear, normal, tied
+from service.recipes.hf import INIT_RANGE, SIGMA, UTILS, VERSION, Activation, _sigma
 from service.shapes import MAX_DIM
 
 NEOX = "transformers/models/gpt_neox/modeling_gpt_neox.py"
@@ -70,14 +70,12 @@ def _layer(i: int, c: GPTNeoXConfig, std: float, out_std: float) -> list[Member]
     """GPTNeoXLayer, in its registration order: the two LayerNorms, attention, MLP."""
     p, d, ff, bias = f"gpt_neox.layers.{i}", c.hidden_size, c.intermediate_size, c.attention_bias
     return [
-        ones(f"{p}.input_layernorm.weight", (d,)),
-        zeros(f"{p}.input_layernorm.bias", (d,)),
-        ones(f"{p}.post_attention_layernorm.weight", (d,)),
-        zeros(f"{p}.post_attention_layernorm.bias", (d,)),
-        *_linear(f"{p}.attention.query_key_value", 3 * d, d, std, bias),
-        *_linear(f"{p}.attention.dense", d, d, out_std, bias),
-        *_linear(f"{p}.mlp.dense_h_to_4h", ff, d, std, True),
-        *_linear(f"{p}.mlp.dense_4h_to_h", d, ff, out_std, True),
+        *layer_norm(f"{p}.input_layernorm", d),
+        *layer_norm(f"{p}.post_attention_layernorm", d),
+        *linear(f"{p}.attention.query_key_value", 3 * d, d, std, bias),
+        *linear(f"{p}.attention.dense", d, d, out_std, bias),
+        *linear(f"{p}.mlp.dense_h_to_4h", ff, d, std, True),
+        *linear(f"{p}.mlp.dense_4h_to_h", d, ff, out_std, True),
     ]
 
 
@@ -100,8 +98,7 @@ def state_dict(c: GPTNeoXConfig, std: float, out_std: float) -> list[Member]:
     out = [normal("gpt_neox.embed_in.weight", shape, std)]
     for i in range(c.num_hidden_layers):
         out += _layer(i, c, std, out_std)
-    out += [ones("gpt_neox.final_layer_norm.weight", (d,)),
-            zeros("gpt_neox.final_layer_norm.bias", (d,))]  # fmt: skip
+    out += [*layer_norm("gpt_neox.final_layer_norm", d)]  # fmt: skip
     if c.tie_word_embeddings:
         return [*out, tied("lm_head.weight", shape, "gpt_neox.embed_in.weight")]
     return [*out, normal("lm_head.weight", shape, std)]

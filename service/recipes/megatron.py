@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 from service.arguments import arg
 from service.errors import ShapeError
-from service.presets.base import MAX_COUNT, Member, zero_bias
-from service.recipes.base import Group, Recipe, normal, ones
+from service.presets.base import MAX_COUNT, Member
+from service.recipes.base import Group, Recipe, layer_norm, linear, normal
 from service.shapes import MAX_DIM
 
 VERSION = "0.19.2"
@@ -165,14 +165,9 @@ def _check(c: MegatronGPTConfig) -> None:
         )
 
 
-def _linear(name: str, out: int, inp: int, std: float, bias: bool) -> list[Member]:
-    """Column/RowParallelLinear(inp, out) at tensor-parallel size 1: weight (out, in), bias 0."""
-    return [normal(f"{name}.weight", (out, inp), std), *zero_bias(name, out, bias)]
-
-
 def _norm(name: str, size: int, c: MegatronGPTConfig) -> list[Member]:
     """torch.nn.LayerNorm (weight 1, bias 0) or torch.nn.RMSNorm (weight 1)."""
-    return [ones(f"{name}.weight", (size,)), *zero_bias(name, size, c.normalization == "LayerNorm")]
+    return layer_norm(name, size, c.normalization == "LayerNorm")
 
 
 def _layer(i: int, c: MegatronGPTConfig, s: Stds, n: Dims) -> list[Member]:
@@ -181,12 +176,12 @@ def _layer(i: int, c: MegatronGPTConfig, s: Stds, n: Dims) -> list[Member]:
     qk = [*_norm(f"{attn}.q_layernorm", n.head, c), *_norm(f"{attn}.k_layernorm", n.head, c)]
     return [
         *_norm(f"{p}.input_layernorm", d, c),
-        *_linear(f"{attn}.linear_proj", d, n.query, s.output, bias),
-        *_linear(f"{attn}.linear_qkv", n.qkv, d, s.hidden, bias or c.add_qkv_bias),
+        *linear(f"{attn}.linear_proj", d, n.query, s.output, bias),
+        *linear(f"{attn}.linear_qkv", n.qkv, d, s.hidden, bias or c.add_qkv_bias),
         *(qk if c.qk_layernorm else []),
         *_norm(f"{p}.pre_mlp_layernorm", d, c),
-        *_linear(f"{p}.mlp.linear_fc1", n.fc1, d, s.hidden, bias),
-        *_linear(f"{p}.mlp.linear_fc2", d, n.ffn, s.output, bias),
+        *linear(f"{p}.mlp.linear_fc1", n.fc1, d, s.hidden, bias),
+        *linear(f"{p}.mlp.linear_fc2", d, n.ffn, s.output, bias),
     ]
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from service.arguments import arg
 from service.errors import ShapeError
-from service.presets.base import MAX_COUNT, Member, zero_bias
-from service.recipes.base import Group, Recipe, normal, ones, residual_std, tied
+from service.presets.base import MAX_COUNT, Member
+from service.recipes.base import Group, Recipe, layer_norm, linear, normal, residual_std, tied
 from service.shapes import MAX_DIM
 
 COMMIT = "3adf61e154c3fe3fca428ad6bc3818b27a3b8291"
@@ -54,26 +54,16 @@ class NanoGPTConfig:
     bias: bool = arg("biases in every nn.Linear but lm_head and in the LayerNorms (zeros)", True)
 
 
-def _linear(name: str, out: int, inp: int, std: float, bias: bool) -> list[Member]:
-    """nn.Linear(inp, out, bias=bias): weight (out, in) N(0, std²), bias zeros."""
-    return [normal(f"{name}.weight", (out, inp), std), *zero_bias(name, out, bias)]
-
-
-def _norm(name: str, d: int, bias: bool) -> list[Member]:
-    """nanoGPT's LayerNorm(d, bias): weight ones, bias zeros when `bias` (model.py:23-24)."""
-    return [ones(f"{name}.weight", (d,)), *zero_bias(name, d, bias)]
-
-
 def _block(i: int, c: NanoGPTConfig) -> list[Member]:
     p, d, b = f"transformer.h.{i}", c.n_embd, c.bias
     res = residual_std(STD, c.n_layer)
     return [
-        *_norm(f"{p}.ln_1", d, b),
-        *_linear(f"{p}.attn.c_attn", 3 * d, d, STD, b),
-        *_linear(f"{p}.attn.c_proj", d, d, res, b),
-        *_norm(f"{p}.ln_2", d, b),
-        *_linear(f"{p}.mlp.c_fc", 4 * d, d, STD, b),
-        *_linear(f"{p}.mlp.c_proj", d, 4 * d, res, b),
+        *layer_norm(f"{p}.ln_1", d, b),
+        *linear(f"{p}.attn.c_attn", 3 * d, d, STD, b),
+        *linear(f"{p}.attn.c_proj", d, d, res, b),
+        *layer_norm(f"{p}.ln_2", d, b),
+        *linear(f"{p}.mlp.c_fc", 4 * d, d, STD, b),
+        *linear(f"{p}.mlp.c_proj", d, 4 * d, res, b),
     ]
 
 
@@ -88,7 +78,7 @@ def gpt(c: NanoGPTConfig) -> list[Member]:
     ]
     for i in range(c.n_layer):
         out += _block(i, c)
-    out += _norm("transformer.ln_f", d, c.bias)
+    out += layer_norm("transformer.ln_f", d, c.bias)
     return [*out, tied("lm_head.weight", (c.vocab_size, d), "transformer.wte.weight")]
 
 
