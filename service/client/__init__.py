@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from .aio import AsyncClient
 from .bodies import tensor_body
+from .dtypes import numpy_dtype
 from .errors import ClientError, IntegrityError, ProblemError, UnreachableError
 from .files import FileSink
 from .files import sha256 as file_sha256
@@ -299,10 +300,9 @@ class Client:
         data = self.fetch(r, connections=connections)
         if params["format"] == "npy":
             return np.load(io.BytesIO(data), allow_pickle=False)  # type: ignore[no-any-return]
-        import ml_dtypes
-
-        dtype = np.dtype(getattr(ml_dtypes, str(params["dtype"]), None) or str(params["dtype"]))
-        return np.frombuffer(data, dtype=dtype).reshape(r.info["shape"])  # a part's, if sliced
+        return np.frombuffer(data, dtype=numpy_dtype(str(params["dtype"]))).reshape(
+            r.info["shape"]
+        )  # a part's, if sliced
 
     def torch(self, scheme: str, shape: Sequence[int], **params: Any) -> Any:
         """The tensor as a torch tensor (safetensors)."""

@@ -29,14 +29,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.distributed.checkpoint import filesystem, metadata
 
+from .dtypes import BY_CODE, torch_dtype
+
 if TYPE_CHECKING:
     from . import Client, Progress
 
 DATA = "__0_0.distcp"  # rank 0, thread 0: FileSystemWriter's name for a one-process save
 META = ".metadata"
-DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
-          "bfloat16": torch.bfloat16, "float8_e4m3fn": torch.float8_e4m3fn,
-          "float8_e5m2": torch.float8_e5m2}  # fmt: skip
 
 
 def _tensor(
@@ -50,16 +49,12 @@ def _tensor(
     entry = json.loads(buffer[8 : 8 + n])[name]
     begin, end = (8 + n + o for o in entry["data_offsets"])
     data = memoryview(buffer)[begin:end]
-    flat = torch.frombuffer(data, dtype=DTYPES[_dtype(entry["dtype"])]) if end > begin else None
+    dtype = torch_dtype(BY_CODE[entry["dtype"]])
+    flat = torch.frombuffer(data, dtype=dtype) if end > begin else None
     shape = tuple(entry["shape"])
     if flat is None:
-        return torch.empty(shape, dtype=DTYPES[_dtype(entry["dtype"])])
+        return torch.empty(shape, dtype=dtype)
     return flat.view(shape)
-
-
-def _dtype(code: str) -> str:
-    return {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-            "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}[code]  # fmt: skip
 
 
 def _write_metadata(directory: Path, state: dict[str, Any], storage: dict[Any, Any]) -> None:

@@ -35,14 +35,13 @@ from torch.distributed.tensor import DTensor
 from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 from torch.distributed.tensor.placement_types import _StridedShard
 
+from .dtypes import torch_dtype
 from .ranges import Resource
 from .verify import Seen, check
 
 if TYPE_CHECKING:
     from service.client import Client
 
-NAMES = ("float32", "float64", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "int64")
-DTYPES = {name: getattr(torch, name) for name in NAMES}  # the service's dtypes: torch's names
 BUNDLE_PARTS = ("shard", "shards")  # cuts of a whole bundle: this function makes its own
 
 
@@ -202,7 +201,7 @@ class TensorSink:
         self.staged: list[tuple[torch.Tensor, list[torch.Tensor]]] = []
         for m in sorted(members, key=lambda m: int(m["data_offsets"][0])):
             targets = [_local(t) for t in wants[m["name"]].targets]
-            into = _into(targets[0], DTYPES[m["dtype"]], m["shape"])
+            into = _into(targets[0], torch_dtype(m["dtype"]), m["shape"])
             rest = targets[1:] if into is targets[0] else targets
             if rest:
                 self.staged.append((into, rest))

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
-import ml_dtypes
 import numpy as np
 import numpy.typing as npt
 from jax.sharding import Sharding
 
 from . import Client
 from .bodies import tensor_body
+from .dtypes import numpy_dtype
 
 __all__ = [
     "Fetched",
@@ -64,13 +64,6 @@ class Fetched:
 
 
 Record = Callable[[Fetched], None]
-
-
-def numpy_dtype(name: str) -> np.dtype[Any]:
-    """The numpy dtype of a service dtype name; bfloat16 and the float8s are ml_dtypes' (the
-    types JAX uses)."""
-    extra = getattr(ml_dtypes, name, None)
-    return np.dtype(extra if extra is not None else name)
 
 
 def slice_text(index: Sequence[slice], shape: Sequence[int]) -> str:

@@ -146,3 +146,14 @@ def test_the_client_folder_works_copied_alone(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "Client"
+
+
+def test_the_clients_dtype_table_is_the_services() -> None:
+    """The client keeps its own copy (it works copied alone): the same names and codes."""
+    from service.client.dtypes import BY_CODE, numpy_dtype, torch_dtype
+    from service.dtypes import DTYPES
+
+    assert {d.safetensors: name for name, d in DTYPES.items()} == BY_CODE
+    for name in DTYPES:
+        assert numpy_dtype(name).itemsize == DTYPES[name].itemsize
+        assert torch_dtype(name).itemsize == DTYPES[name].itemsize
