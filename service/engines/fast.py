@@ -3,6 +3,7 @@ threads. Same bytes as the reference path; `available()` says whether it was bui
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable
@@ -138,22 +139,16 @@ class FastKernel:
         """Values [start, stop) into `out`; with `bf16` (a bfloat16 array as long), `out` is
         float32 room and each thread narrows its own part into `bf16` (`to_bfloat16`)."""
         draw = Draw.of(s)
-        n = stop - start
-        parts = self.threads if self.pool is not None and n >= MIN_SPLIT else 1
-        edges = [start + n * i // parts for i in range(parts + 1)]
         view = memoryview(out).cast("B")
         size = out.itemsize
 
-        def part(i: int) -> None:
-            lo, hi = edges[i], edges[i + 1]
-            chunk = view[(lo - start) * size : (hi - start) * size]
-            draw.generate(chunk, lo, hi)
+        def part(lo: int, hi: int) -> None:
+            chunk = view[lo * size : hi * size]
+            draw.generate(chunk, start + lo, start + hi)
             if bf16 is not None:
-                draw.core.to_bfloat16(chunk, bf16[lo - start : hi - start].view(np.uint16))
+                draw.core.to_bfloat16(chunk, bf16[lo:hi].view(np.uint16))
 
-        # the calling thread takes the first part itself: one hand-off fewer, and it is awake
-        others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
-        _join(part, others)
+        self._split(stop - start, part)
 
     def fill_runs(self, out: Any, s: Sampling, starts: I64, lengths: I64, bf16: Any = None) -> None:
         """Fills `out` with the values of runs of the full tensor's elements (starts, lengths),
@@ -161,27 +156,34 @@ class FastKernel:
         as for `fill`."""
         draw = Draw.of(s)
         ends = np.cumsum(lengths)
-        n = int(ends[-1]) if len(ends) else 0
+
+        def part(lo: int, hi: int) -> None:
+            draw.generate_runs(out[lo:hi], *_between(starts, lengths, ends, lo, hi))
+            if bf16 is not None:
+                draw.core.to_bfloat16(out[lo:hi], bf16[lo:hi].view(np.uint16))
+
+        self._split(int(ends[-1]) if len(ends) else 0, part)
+
+    def _split(self, n: int, part: Callable[[int, int], None]) -> None:
+        """`part(lo, hi)` over output elements [0, n), one even share per thread (one thread
+        below MIN_SPLIT); the calling thread takes the first share itself: one hand-off fewer,
+        and it is awake."""
         parts = self.threads if self.pool is not None and n >= MIN_SPLIT else 1
         edges = [n * i // parts for i in range(parts + 1)]
-
-        def part(i: int) -> None:
-            lo, hi = edges[i], edges[i + 1]
-            if hi > lo:
-                mine = _between(starts, lengths, ends, lo, hi)
-                draw.generate_runs(out[lo:hi], *mine)
-                if bf16 is not None:
-                    draw.core.to_bfloat16(out[lo:hi], bf16[lo:hi].view(np.uint16))
-
-        others = [self.pool.submit(part, i) for i in range(1, parts)] if self.pool else []
-        _join(part, others)
+        shares = [(lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo]
+        if not shares:
+            return
+        pool = self.pool
+        others = [pool.submit(part, *share) for share in shares[1:]] if pool else []
+        _join(lambda: part(*shares[0]), others)
 
 
-def _join(part: Callable[[int], None], others: list[Future[None]]) -> None:
-    """Part 0 in this thread, then every other part waited for, even when part 0 raised: the
-    buffer they write must not go back to a caller (or a pool of spare buffers) before they end."""
+def _join(first: Callable[[], None], others: list[Future[None]]) -> None:
+    """The first part in this thread, then every other part waited for, even when the first
+    raised: the buffer they write must not go back to a caller (or a pool of spare buffers)
+    before they end."""
     try:
-        part(0)
+        first()
     finally:
         wait(others)
     for f in others:
