@@ -183,30 +183,32 @@ class PayloadResponse(Response):
             pass
         scope.cancel()
 
+    async def _made(self, piece: bytes | Span) -> bytes | memoryview:
+        """A piece's bytes: a header as it is, a span generated in a worker thread."""
+        if isinstance(piece, bytes):
+            return piece
+        return await anyio.to_thread.run_sync(
+            generate, piece, self.metrics, self.fmt, limiter=self.capacity.threads
+        )
+
     async def _stream(self, send: Send) -> None:
         sender, receiver = anyio.create_memory_object_stream[bytes | memoryview](1)
 
         async def produce() -> None:
-            hasher = hashlib.sha256() if self.keep is not None else None
-            hash_in, hash_out = anyio.create_memory_object_stream[bytes | memoryview](1)
-            async with sender, anyio.create_task_group() as hashing:
-                if hasher is not None:
-                    hashing.start_soon(_hash, hasher, hash_out)
-                else:
-                    hash_out.close()
-                async with hash_in:
+            async with sender:
+                if self.keep is None:  # no digest to keep: sent, not hashed
                     for piece in self.payload.spans(self.start, self.stop, self.block):
-                        data: bytes | memoryview = piece if isinstance(piece, bytes) else (
-                            await anyio.to_thread.run_sync(
-                                generate, piece, self.metrics, self.fmt,
-                                limiter=self.capacity.threads,
-                            )
-                        )  # fmt: skip
-                        if hasher is not None:
-                            await hash_in.send(data)
+                        await sender.send(await self._made(piece))
+                    return
+                hasher = hashlib.sha256()
+                hash_in, hash_out = anyio.create_memory_object_stream[bytes | memoryview](1)
+                async with anyio.create_task_group() as hashing, hash_in:
+                    hashing.start_soon(_hash, hasher, hash_out)
+                    for piece in self.payload.spans(self.start, self.stop, self.block):
+                        data = await self._made(piece)
+                        await hash_in.send(data)
                         await sender.send(data)
-            if self.keep is not None and hasher is not None:  # every piece made and hashed
-                self.keep(hasher.digest())
+                self.keep(hasher.digest())  # every piece made and hashed
 
         async with anyio.create_task_group() as group, receiver:
             group.start_soon(produce)
