@@ -18,6 +18,14 @@ def describe_layer(client: TestClient, preset: str, args: dict[str, Any], seed: 
     return described.json()
 
 
+def refused_layer(client: TestClient, preset: str, args: dict[str, Any], text: str) -> None:
+    """Describing that layer is a 422 whose problem says `text`."""
+    layer = {"preset": preset, "name": "m", **args}
+    r = client.post("/v1/bundles/describe", json={"seed": 1, "layers": [layer]})
+    assert r.status_code == 422, r.text
+    assert text in r.text
+
+
 def layer_bytes(client: TestClient, preset: str, args: dict[str, Any], seed: int) -> bytes:
     """The safetensors bytes of that layer's bundle, fetched from its URL."""
     got = client.get(describe_layer(client, preset, args, seed)["url"])

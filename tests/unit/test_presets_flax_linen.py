@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from scipy.stats import ks_2samp
 
 from service.presets import count, expand
-from tests.support import describe_layer, layer_arrays
+from tests.support import describe_layer, layer_arrays, refused_layer
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # before jax is imported (it reads it once)
 flax = pytest.importorskip("flax", reason="flax is a dev dependency (pyproject [dev])")
@@ -368,10 +368,7 @@ def test_bad_arguments_are_422s_naming_them(
     text: str,
     flax_too: Callable[[], None] | None,
 ) -> None:
-    layer = {"preset": preset, "name": "m", **args}
-    r = client.post("/v1/bundles/describe", json={"seed": 1, "layers": [layer]})
-    assert r.status_code == 422, r.text
-    assert text in r.text
+    refused_layer(client, preset, args, text)
     if flax_too is not None:
         flax_too()
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from scipy.stats import ks_2samp
 
 from service.presets import count, expand
-from tests.support import describe_layer, layer_arrays
+from tests.support import describe_layer, layer_arrays, refused_layer
 
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported (it reads it once)
 keras = pytest.importorskip("keras", reason="keras 3 is a dev dependency (pyproject [dev])")
@@ -373,10 +373,7 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
 def test_bad_arguments_are_422s_naming_them(
     client: TestClient, preset: str, args: dict[str, Any], text: str
 ) -> None:
-    layer = {"preset": preset, "name": "m", **args}
-    r = client.post("/v1/bundles/describe", json={"seed": 1, "layers": [layer]})
-    assert r.status_code == 422, r.text
-    assert text in r.text
+    refused_layer(client, preset, args, text)
 
 
 def test_a_large_lstm_without_forget_bias_is_counted() -> None:

@@ -18,7 +18,7 @@ from scipy.stats import ks_2samp
 from torch import nn
 
 from service.presets import count, expand
-from tests.support import layer_bytes
+from tests.support import layer_bytes, refused_layer
 
 SEEDS = range(6)  # bundles and torch modules each pooled over these (deterministic)
 P_MIN = 1e-4
@@ -314,10 +314,7 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
 def test_bad_arguments_are_422s_naming_them(
     client: TestClient, preset: str, args: dict[str, Any], text: str
 ) -> None:
-    layer = {"preset": preset, "name": "m", **args}
-    r = client.post("/v1/bundles/describe", json={"seed": 1, "layers": [layer]})
-    assert r.status_code == 422, r.text
-    assert text in r.text
+    refused_layer(client, preset, args, text)
 
 
 def test_a_huge_transformer_is_counted_not_expanded() -> None:
