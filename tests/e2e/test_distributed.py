@@ -115,6 +115,7 @@ def rank_main(rank: int, world: int, port: int, url: str, out: str) -> None:
                 dist.barrier()
             Path(out, f"{layout}-{world}-{rank}.json").write_text(json.dumps(report))
             gather(model, Path(out, f"{layout}-{world}.safetensors"), rank)
+        dist.barrier()  # every rank done before any tears gloo down (a rank once aborted there)
     finally:
         dist.destroy_process_group()
 
