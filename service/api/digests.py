@@ -15,6 +15,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
+import anyio
+
 from service.api.metrics import Metrics
 from service.api.stream import generate
 from service.plan import Payload
@@ -41,6 +43,20 @@ class Digests:
         self.entries = entries
         self._known: OrderedDict[bytes, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self.finishing: dict[bytes, anyio.Event] = {}  # by key; in the event loop only (no lock)
+
+    def keeper(self, payload: Payload) -> Keeper:
+        """Where a stream of the whole representation leaves the digest it computes."""
+        return Keeper(self, payload)
+
+    async def settled(self, payload: Payload) -> bytes | None:
+        """The digest, once a stream that has produced every byte of the representation has
+        hashed the last of them (at once when none is finishing): a request that wants it
+        then waits milliseconds instead of generating the whole representation again."""
+        event = self.finishing.get(key(payload))
+        if event is not None:
+            await event.wait()
+        return self.get(payload)
 
     def __len__(self) -> int:
         return len(self._known)
@@ -59,6 +75,26 @@ class Digests:
             self._known.move_to_end(key(payload))
             while len(self._known) > self.entries:
                 self._known.popitem(last=False)
+
+
+class Keeper:
+    """A whole representation's stream and its digest: `finishing` once every byte has been
+    produced (requests for the digest wait from then on), `done` with the digest (kept) or
+    None (cut short: the waiters find none and compute it themselves)."""
+
+    def __init__(self, store: Digests, payload: Payload) -> None:
+        self.store, self.payload, self.key = store, payload, key(payload)
+        self.event = anyio.Event()
+
+    def finishing(self) -> None:
+        self.store.finishing[self.key] = self.event
+
+    def done(self, digest: bytes | None) -> None:
+        if digest is not None:
+            self.store.put(self.payload, digest)
+        if self.store.finishing.get(self.key) is self.event:
+            del self.store.finishing[self.key]
+        self.event.set()
 
 
 def field(digest: bytes) -> str:

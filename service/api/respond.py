@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from functools import partial
 
 import anyio
 from fastapi import Request
@@ -101,7 +100,7 @@ async def _respond(payload: Payload, headers: dict[str, str], request: Request) 
         send_timeout=s.settings.send_timeout,
         capacity=s.capacity,
         metrics=s.metrics,
-        keep=partial(s.digests.put, payload) if whole and digest is None else None,
+        keep=s.digests.keeper(payload) if whole and digest is None else None,
     )
 
 
@@ -114,6 +113,9 @@ async def _digest(
     that body comes back too, so the answer is not generated again."""
     known = s.digests.get(payload)
     if known is not None or not digests.wanted(request.headers.getlist("want-repr-digest")):
+        return known, None
+    known = await s.digests.settled(payload)  # a stream of it hashing its last blocks
+    if known is not None:
         return known, None
     block = s.settings.block_elements
     if payload.content_length <= SMALL_BYTES and payload.strong:

@@ -15,11 +15,11 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -30,6 +30,14 @@ CHUNK_BYTES = 1 << 20  # one ASGI body message
 log = logging.getLogger("weightgen.stream")
 WAITERS_PER_SLOT = 4  # requests that may wait for a slot, per slot (16 behind the default 4)
 Claim = Literal["taken", "full", "gone"]
+
+
+class Keep(Protocol):
+    """Where a stream of a whole representation leaves its digest (api.digests.Keeper)."""
+
+    def finishing(self) -> None: ...
+
+    def done(self, digest: bytes | None) -> None: ...
 
 
 class Capacity:
@@ -140,10 +148,11 @@ class PayloadResponse(Response):
         capacity: Capacity,
         metrics: Metrics,
         send_timeout: float = 60.0,
-        keep: Callable[[bytes], None] | None = None,
+        keep: Keep | None = None,
     ) -> None:
         """`keep`, for a whole representation, receives its SHA-256 once every byte of it has
-        been produced; a stream cut short (a disconnect, a timeout) never calls it."""
+        been produced and hashed; a stream cut short before that (a disconnect, a timeout)
+        gives it None."""
         self.status_code = status_code
         self.background = None
         self.payload, self.start, self.stop, self.block = payload, start, stop, block
@@ -200,15 +209,7 @@ class PayloadResponse(Response):
                     for piece in self.payload.spans(self.start, self.stop, self.block):
                         await sender.send(await self._made(piece))
                     return
-                hasher = hashlib.sha256()
-                hash_in, hash_out = anyio.create_memory_object_stream[bytes | memoryview](1)
-                async with anyio.create_task_group() as hashing, hash_in:
-                    hashing.start_soon(_hash, hasher, hash_out)
-                    for piece in self.payload.spans(self.start, self.stop, self.block):
-                        data = await self._made(piece)
-                        await hash_in.send(data)
-                        await sender.send(data)
-                self.keep(hasher.digest())  # every piece made and hashed
+                await self._hashed(sender, self.keep)
 
         async with anyio.create_task_group() as group, receiver:
             group.start_soon(produce)
@@ -220,11 +221,34 @@ class PayloadResponse(Response):
                         await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    async def _hashed(self, sender: MemoryObjectSendStream[bytes | memoryview], keep: Keep) -> None:
+        """Every piece made, handed to the hashing thread and to `sender`. Once all are made
+        the digest is `finishing` and is kept even if the client leaves meanwhile (hashing the
+        last blocks is shielded: a client that read every byte and closed, or asks for the
+        digest next, should not make the server generate it all again)."""
+        hasher, complete = hashlib.sha256(), False
+        hash_in, hash_out = anyio.create_memory_object_stream[bytes | memoryview](1)
+        try:
+            async with anyio.create_task_group() as hashing:
+                hashing.start_soon(_hash, hasher, hash_out)
+                async with hash_in:
+                    for piece in self.payload.spans(self.start, self.stop, self.block):
+                        data = await self._made(piece)
+                        await hash_in.send(data)
+                        await sender.send(data)
+                    complete = True
+                    keep.finishing()
+        finally:  # the hashing thread has ended here, whatever happened
+            keep.done(hasher.digest() if complete else None)
+
 
 async def _hash(hasher: Any, blocks: MemoryObjectReceiveStream[bytes | memoryview]) -> None:
     """The representation's SHA-256, block by block in order, in a thread of its own: hashing a
     block overlaps generating the next one and sending the one before (hashlib and the kernel
-    release the GIL), rather than following its generation in the same thread."""
-    async with blocks:
-        async for data in blocks:
-            await anyio.to_thread.run_sync(hasher.update, data)
+    release the GIL), rather than following its generation in the same thread. Shielded: what
+    was handed over is hashed even when the stream is cancelled (at most a block or two: the
+    producer closes `blocks` as it stops)."""
+    with anyio.CancelScope(shield=True):
+        async with blocks:
+            async for data in blocks:
+                await anyio.to_thread.run_sync(hasher.update, data)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import tracemalloc
+from types import SimpleNamespace
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Message
 
-from service.api import create_app
+from service.api import create_app, digests, stream
 from service.api.deps import Services
 from service.api.digests import Digests, wanted
 from service.config import Settings
@@ -256,3 +258,124 @@ def test_the_store_is_bounded_least_recently_used_out(client: TestClient) -> Non
     assert bounded.get(payloads[1]) is None
     assert bounded.get(payloads[0]) == bytes(32)
     assert len(store) == 3
+
+
+class _SlowSha256:
+    """SHA-256 whose every update takes 50 ms: the stream's hashing thread lags behind it."""
+
+    def __init__(self) -> None:
+        self.inner = hashlib.sha256()
+
+    def update(self, data: bytes) -> None:
+        time.sleep(0.05)
+        self.inner.update(data)
+
+    def digest(self) -> bytes:
+        return self.inner.digest()
+
+
+def _scope(method: str, query: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": "/v1/tensors/he_normal",
+        "raw_path": b"/v1/tensors/he_normal",
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"test"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+
+
+async def _call(app: FastAPI, scope: dict[str, Any], leave: anyio.Event) -> list[Message]:
+    """One request through the ASGI app; its client disconnects once `leave` is set."""
+    sent: list[Message] = []
+    requested = False
+
+    async def receive() -> Message:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await leave.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def _read_whole_then(app: FastAPI, query: str, then: Any) -> bytes:
+    """A GET whose client, once it has every byte (Content-Length), runs `then(leave)` while the
+    server may still be hashing; `leave` set makes it disconnect."""
+    leave, whole = anyio.Event(), anyio.Event()
+    body = bytearray()
+    length = -1
+
+    async def send(message: Message) -> None:
+        nonlocal length
+        if message["type"] == "http.response.start":
+            length = int(dict(message["headers"])[b"content-length"])
+        else:
+            body.extend(message["body"])
+            if len(body) == length:
+                whole.set()
+
+    async def receive() -> Message:
+        if not body and length < 0:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await leave.wait()
+        return {"type": "http.disconnect"}
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(app, _scope("GET", query, []), receive, send)
+        await whole.wait()
+        await then(leave)
+        leave.set()
+    return bytes(body)
+
+
+SLOW_QUERY = "shape=1024,1024&seed=3&format=raw"  # 16 blocks of 64K elements
+
+
+def _slow_app(monkeypatch: pytest.MonkeyPatch) -> FastAPI:
+    monkeypatch.setattr(stream, "hashlib", SimpleNamespace(sha256=_SlowSha256))
+    return create_app(Settings(block_elements=1 << 16, max_elements=2**22, max_bytes=2**24))
+
+
+def test_a_client_that_reads_every_byte_and_leaves_still_leaves_the_digest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = _slow_app(monkeypatch)
+
+    async def leave_at_once(leave: anyio.Event) -> None:
+        leave.set()  # the disconnect arrives while the last blocks are being hashed
+
+    body = anyio.run(_read_whole_then, app, SLOW_QUERY, leave_at_once)
+    with TestClient(app) as c:
+        head = c.head(f"/v1/tensors/he_normal?{SLOW_QUERY}")
+    assert head.headers["repr-digest"] == field(body)
+
+
+def test_a_digest_wanted_while_a_stream_hashes_its_last_blocks_is_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = _slow_app(monkeypatch)
+    computed: list[object] = []
+    monkeypatch.setattr(digests, "compute", lambda *a: computed.append(a) or b"\0" * 32)
+    heads: list[Message] = []
+
+    async def ask(leave: anyio.Event) -> None:
+        scope = _scope("HEAD", SLOW_QUERY, [(b"want-repr-digest", b"sha-256=10")])
+        heads.extend(await _call(app, scope, leave))
+
+    body = anyio.run(_read_whole_then, app, SLOW_QUERY, ask)
+    headers = dict(heads[0]["headers"])
+    assert headers[b"repr-digest"].decode() == field(body)
+    assert computed == []  # the stream's digest, not a second generation of every byte
