@@ -272,10 +272,11 @@ class Client:
                     seen.add(response)
                     for chunk in response.iter_raw():
                         n = min(len(chunk), stop - at)
-                        out[at : at + n] = memoryview(chunk)[:n]
-                        at += n
-                        advance(n)
-                        if at >= stop:
+                        if n:
+                            out[at : at + n] = memoryview(chunk)[:n]
+                            at += n
+                            advance(n)
+                        if n < len(chunk):  # more than the part (a whole 200): left unread
                             break
             except httpx.TransportError as exc:
                 if attempt >= self._policy.retries:
