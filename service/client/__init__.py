@@ -34,9 +34,10 @@ from .dtypes import numpy_dtype
 from .errors import ClientError, IntegrityError, ProblemError, UnreachableError
 from .files import FileSink
 from .files import sha256 as file_sha256
-from .ranges import Resource, Sink, part_headers, part_start, same_etag, split
+from .ranges import Resource, Sink, part_headers, part_start, receive, same_etag, split
 from .retry import RETRY_STATUSES, Retry, delay
 from .verify import WANT, Seen, check, parse
+from .wire import READINTO, DirectTransport
 
 __all__ = [
     "RETRY_STATUSES",
@@ -59,7 +60,8 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
 
 class Client:
-    """Synchronous client. `transport` lets tests plug in an ASGI app or a mock."""
+    """Synchronous client. `transport` lets tests plug in an ASGI app or a mock; by default
+    plain-HTTP bodies are received straight into the destination (`wire.DirectTransport`)."""
 
     def __init__(
         self,
@@ -73,7 +75,10 @@ class Client:
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(
-            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+            base_url=base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport if transport is not None else DirectTransport(),
         )
         self._policy = Retry(retries, backoff, base_url)
 
@@ -257,10 +262,16 @@ class Client:
     ) -> None:
         """Bytes [start, stop) into out[start:stop], resuming after dropped connections."""
         (start, stop), attempt = part, 0
-        at = start
-        while at < stop:
+        at = [start]  # where the next byte goes, moved by every byte received
+
+        def moved(n: int) -> None:
+            at[0] += n
+            advance(n)
+
+        while at[0] < stop:
             try:
-                with self.http.stream("GET", r.url, headers=part_headers(r, at, stop)) as response:
+                headers = part_headers(r, at[0], stop)
+                with self.http.stream("GET", r.url, headers=headers) as response:
                     if response.status_code >= 400:
                         response.read()  # a problem body, read for settle()
                     wait = self._policy.settle(attempt, response)
@@ -268,25 +279,41 @@ class Client:
                         time.sleep(wait)
                         attempt += 1
                         continue
-                    at = part_start(response, r, at)
+                    at[0] = began = part_start(response, r, at[0])
                     seen.add(response)
-                    for chunk in response.iter_raw():
-                        n = min(len(chunk), stop - at)
-                        if n:
-                            out[at : at + n] = memoryview(chunk)[:n]
-                            at += n
-                            advance(n)
-                        if n < len(chunk):  # more than the part (a whole 200): left unread
-                            break
+                    self._body(response, out, began, stop, moved)
+                    if at[0] == began:  # a body with none of the bytes asked for
+                        attempt += 1
+                        if attempt > self._policy.retries:
+                            raise IntegrityError(f"no bytes from {began} of {r.url} came")
             except httpx.TransportError as exc:
                 if attempt >= self._policy.retries:
                     raise UnreachableError(
-                        f"download of {r.url} failed at byte {at}: {exc}"
+                        f"download of {r.url} failed at byte {at[0]}: {exc}"
                     ) from exc
                 time.sleep(delay(attempt, self._policy.backoff, None))
                 attempt += 1
-        if at != stop:
-            raise IntegrityError(f"received up to byte {at} of {stop}")
+        if at[0] != stop:
+            raise IntegrityError(f"received up to byte {at[0]} of {stop}")
+
+    @staticmethod
+    def _body(
+        response: httpx.Response, out: Sink, at: int, stop: int, moved: Callable[[int], None]
+    ) -> None:
+        """A part's response body into out[at:stop], `moved(n)` after every n bytes. A body
+        longer than the part (a whole 200) is left unread past `stop`."""
+        readinto = response.extensions.get(READINTO)
+        if readinto is not None:
+            receive(out, at, stop, readinto, moved)
+            return
+        for chunk in response.iter_raw():
+            n = min(len(chunk), stop - at)
+            if n:
+                out[at : at + n] = memoryview(chunk)[:n]
+                at += n
+                moved(n)
+            if n < len(chunk):
+                break
 
     # --- conveniences -----------------------------------------------------------------------
 

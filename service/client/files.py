@@ -10,10 +10,14 @@ its tail) is written with plain `pwrite`, never to a page an aligned write also 
 page holds bytes of one part, or of a part's edge only). Without `O_DIRECT` (another OS, a
 filesystem that refuses it) everything goes through `pwrite`.
 
-The bytes are also hashed as they are written when they arrive in order from offset 0 (one
-connection): the digest of the file is then known without reading it back. Hashing and the
-full buffers' writes run on two threads of their own, so the receiving thread goes straight
-back to the socket (they and it overlap: hashlib and the writes release the GIL).
+A response body can be received straight into those buffers (`fill`, with the transport's
+`readinto`: wire.py), with no copy at all; bytes handed over as chunks are copied in.
+
+The bytes are also hashed as they are written, buffer by buffer, when they come in order from
+offset 0 (one part: one connection): the digest of the file is then known without reading it
+back. Hashing and the writes run on two threads of their own, so the receiving thread goes
+straight back to the socket (they and it overlap: hashlib and the writes release the GIL); a
+buffer is gathered into again once both are done with it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+ReadInto = Callable[[memoryview], int]  # a response body's next bytes into a buffer: how many
 ALIGN = 4096  # O_DIRECT's alignment of offsets, lengths and buffers (a page; 512 on some disks)
 BUFFER = 8 << 20
 LAG = 4 * BUFFER  # bytes the hashing, and the writing, may be behind the receiving thread
@@ -87,10 +92,11 @@ class _Lane:
 
 class FileSink:
     """`out[at:at + n] = data` into a file, each part's bytes in order (as `Client._range`
-    writes them); `close()` writes what is still gathered. Safe from several threads. The
-    hashing and the full buffers' writes run on two threads of their own, in order, at most
-    LAG bytes behind the receiving thread (each a few buffers of memory): `data` is hashed
-    after the call returns, so it must not change (received chunks are `bytes`)."""
+    writes them), or received straight into the sink's buffers (`fill`); `close()` writes what
+    is still gathered. Safe from several threads. Each full buffer is hashed and written on two
+    threads of their own (the hashing only while the bytes come in the file's order from 0),
+    at most LAG bytes behind the receiving thread, and gathered into again once both are done
+    with it."""
 
     def __init__(self, path: Path, length: int) -> None:
         self.length = length
@@ -106,49 +112,130 @@ class FileSink:
 
     def __setitem__(self, where: slice, data: memoryview, /) -> None:
         at = where.start
-        self._digest(at, data)
         if self.direct is None:
+            self._digest(at, data)
             self._plain(at, data)
             return
-        with self.lock:
-            part = self.parts.pop(at, None)
-        part = part or _Part(at, self._buffer())
-        if part.used == 0 and part.start % ALIGN:  # up to the part's first aligned offset
-            head = min(len(data), -part.start % ALIGN)
-            self._plain(part.start, data[:head])
-            part.start, data = part.start + head, data[head:]
+        part = self._part(at, data)
+        data = data[part.start + part.used - at :]  # after the head written plainly, if any
         while data:
             n = min(len(data), BUFFER - part.used)
             part.buffer[part.used : part.used + n] = data[:n]
             part.used, data = part.used + n, data[n:]
-            if part.used == BUFFER:  # written on the writing lane; gather on in another
-                work = functools.partial(self._write_full, part.buffer, part.start)
-                self._writing.submit(work, BUFFER)
-                part.start, part.used, part.buffer = part.start + BUFFER, 0, self._buffer()
+            part = self._full(part)
+        self._keep(part)
+
+    def _keep(self, part: _Part) -> None:
+        """A part to continue at its next byte; one with nothing gathered and no aligned start
+        (its head not all received) is not kept: its next bytes start a part anew."""
         with self.lock:
-            self.parts[part.start + part.used] = part
+            if part.used or part.start % ALIGN == 0:
+                self.parts[part.start + part.used] = part
+            else:
+                self._free.append(part.buffer)
+
+    def fill(self, at: int, stop: int, readinto: ReadInto, advance: Callable[[int], None]) -> int:
+        """Receive bytes [at, stop) with `readinto` straight into the buffers (no copy); where
+        the next byte goes (`stop` unless `readinto` raised). Without O_DIRECT, through one
+        reused buffer and `pwrite`."""
+        if self.direct is None:
+            return self._fill_plain(at, stop, readinto, advance)
+        if at % ALIGN and self._continues(at) is None:  # a new part's head, to its first page
+            at = self._fill_plain(at, min(stop, at + -at % ALIGN), readinto, advance)
+        part = self._part(at, memoryview(b""))
+        try:
+            while at < stop:
+                with memoryview(part.buffer)[part.used : part.used + stop - at] as view:
+                    n = readinto(view)
+                part.used, at = part.used + n, at + n
+                advance(n)
+                part = self._full(part)
+        finally:
+            self._keep(part)
+        return at
+
+    def _fill_plain(
+        self, at: int, stop: int, readinto: ReadInto, advance: Callable[[int], None]
+    ) -> int:
+        buffer = bytearray(min(BUFFER, stop - at))
+        while at < stop:
+            with memoryview(buffer)[: stop - at] as view:
+                n = readinto(view)
+                self[at : at + n] = view[:n]
+            at += n
+            advance(n)
+        return at
+
+    def _continues(self, at: int) -> _Part | None:
+        with self.lock:
+            return self.parts.get(at)
+
+    def _part(self, at: int, data: memoryview) -> _Part:
+        """The part whose next byte goes to `at`, or a new one; a new part's bytes before its
+        first aligned offset (taken from `data`) are written plainly."""
+        with self.lock:
+            part = self.parts.pop(at, None)
+        if part is not None:
+            return part
+        head = min(len(data), -at % ALIGN)
+        if head:
+            self._digest(at, data[:head])
+            self._plain(at, data[:head])
+        return _Part(at + head, self._buffer())
+
+    def _full(self, part: _Part) -> _Part:
+        """A full buffer handed to the lanes, and a new one to gather in; else `part`."""
+        if part.used < BUFFER:
+            return part
+        self._hand_off(part.buffer, part.start, BUFFER)
+        return _Part(part.start + BUFFER, self._buffer())
+
+    def _hand_off(self, buffer: mmap.mmap, start: int, used: int) -> None:
+        """`buffer[:used]` (file offset `start`) hashed, if in order, and written, each on its
+        lane; the buffer is gathered into again once both are done with it."""
+        view = memoryview(buffer)[:used]
+        hashed = self._digest(start, view, handed=True)
+        users = [2 if hashed else 1]
+
+        def done() -> None:
+            with self.lock:
+                users[0] -= 1
+                if users[0] == 0:
+                    with contextlib.suppress(BufferError):  # a failed write's traceback
+                        view.release()
+                    self._free.append(buffer)
+
+        if hashed:
+            self._hashing.submit(_then(functools.partial(self._hash.update, view), done), used)
+        self._writing.submit(_then(functools.partial(self._write_out, view, start), done), used)
 
     def _buffer(self) -> mmap.mmap:
         with self.lock:
             return self._free.pop() if self._free else mmap.mmap(-1, BUFFER)
 
-    def _write_full(self, buffer: mmap.mmap, offset: int) -> None:
-        try:
-            self._write_direct(memoryview(buffer), offset)
-        finally:
-            with self.lock:
-                self._free.append(buffer)
+    def _write_out(self, view: memoryview, offset: int) -> None:
+        """The aligned bytes of `view` directly, the rest (a part's tail) plainly."""
+        aligned = len(view) - len(view) % ALIGN
+        if aligned:
+            self._write_direct(view[:aligned], offset)
+        self._plain(offset + aligned, view[aligned:])
 
-    def _digest(self, at: int, data: memoryview) -> None:
+    def _digest(self, at: int, data: memoryview, *, handed: bool = False) -> bool:
+        """Hash `data` (file offset `at`) if it continues the bytes hashed in order: on the
+        hashing lane now, or, `handed`, by the caller (True: it must). Out of order, never again."""
         with self.lock:  # the order decided and handed over together: the lane keeps it
-            if self._hashed == at:
-                self._hashing.submit(functools.partial(self._hash.update, data), len(data))
-                self._hashed += len(data)
-            elif self._hashed >= 0:
+            if self._hashed != at:
                 self._hashed = -1
+                return False
+            self._hashed += len(data)
+            if not handed:  # bytes received are kept as they are; a reused buffer's copied
+                kept = data if isinstance(data.obj, bytes) else bytes(data)
+                self._hashing.submit(functools.partial(self._hash.update, kept), len(data))
+            return True
 
     def digest(self) -> bytes | None:
-        """The SHA-256 of the whole file when every byte was hashed in order, else None."""
+        """After `close`: the SHA-256 of the whole file when every byte was hashed in order
+        (one part, from 0), else None."""
         self._hashing.drain()
         return self._hash.digest() if self._hashed == self.length else None
 
@@ -157,17 +244,14 @@ class FileSink:
         that opened the file with O_DIRECT but refuses the write (EINVAL: a block larger than
         ALIGN, some FUSE or network ones) has it, and every later write, go plainly."""
         done, n = 0, len(view)
-        try:
-            while done < n and self.direct is not None:
-                try:
-                    done += os.pwritev(self.direct, [view[done:]], offset + done)
-                except OSError as exc:
-                    if exc.errno != errno.EINVAL:
-                        raise
-                    self._plain_from_now()
-            self._plain(offset + done, view[done:])
-        finally:
-            view.release()
+        while done < n and self.direct is not None:
+            try:
+                done += os.pwritev(self.direct, [view[done:]], offset + done)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._plain_from_now()
+        self._plain(offset + done, view[done:])
 
     def _plain_from_now(self) -> None:
         with self.lock:
@@ -181,18 +265,17 @@ class FileSink:
             data, at = data[written:], at + written
 
     def close(self) -> None:
-        """Wait for the lanes, then write every part's gathered bytes (aligned ones directly, a
-        tail plainly); the buffers, threads and descriptors are released whatever fails."""
+        """Every part's gathered bytes handed over in the file's order, then the lanes waited
+        for; the buffers, threads and descriptors are released whatever fails."""
         try:
+            for at in sorted(self.parts, key=lambda a: self.parts[a].start):
+                part = self.parts.pop(at)
+                if part.used:
+                    self._hand_off(part.buffer, part.start, part.used)
+                else:
+                    self._free.append(part.buffer)
             self._writing.drain()
             self._hashing.drain()
-            for part in self.parts.values():
-                aligned = part.used - part.used % ALIGN
-                if aligned:
-                    self._write_direct(memoryview(part.buffer)[:aligned], part.start)
-                tail = memoryview(part.buffer)[aligned : part.used]
-                self._plain(part.start + aligned, tail)
-                tail.release()
         finally:
             self._writing.close()
             self._hashing.close()
@@ -203,6 +286,16 @@ class FileSink:
             os.close(self.fd)
             if self.direct is not None:
                 os.close(self.direct)
+
+
+def _then(work: Callable[[], None], after: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        try:
+            work()
+        finally:
+            after()
+
+    return both
 
 
 def _release(buffer: mmap.mmap) -> None:

@@ -6,7 +6,7 @@ after a dropped connection, and a body can be split into parallel ranges.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,6 +56,35 @@ def split(length: int, parts: int) -> list[tuple[int, int]]:
 
 
 class Sink(Protocol):
-    """Where a download's bytes go: `out[start:stop] = data` (a memoryview, or a file)."""
+    """Where a download's bytes go: `out[start:stop] = data` (a memoryview, or a file); `data`
+    is valid during the call only. A sink may also take them straight from the response with
+    `fill(at, stop, readinto, advance)` (files.FileSink)."""
 
     def __setitem__(self, where: slice, data: memoryview, /) -> None: ...
+
+
+def receive(
+    out: Sink,
+    at: int,
+    stop: int,
+    readinto: Callable[[memoryview], int],
+    advance: Callable[[int], None],
+) -> int:
+    """Bytes [at, stop) of a response body (`readinto`, wire.READINTO) into `out`: straight
+    into a memoryview or a sink that can `fill`, else through one reused buffer. Where the next
+    byte goes: `stop`, or less if the body ended first."""
+    fill = getattr(out, "fill", None)
+    if fill is not None:
+        got: int = fill(at, stop, readinto, advance)
+        return got
+    buffer = out if isinstance(out, memoryview) else memoryview(bytearray(min(stop - at, 1 << 20)))
+    while at < stop:
+        into = buffer[at:stop] if buffer is out else buffer[: stop - at]
+        n = readinto(into)
+        if n == 0:
+            break
+        if buffer is not out:
+            out[at : at + n] = into[:n]
+        at += n
+        advance(n)
+    return at
