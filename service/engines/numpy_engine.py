@@ -14,6 +14,7 @@ from service.distributions import STRUCTURED
 from service.dtypes import DType
 from service.engines import sparse, structured
 from service.engines.base import Sampling, blank_rows
+from service.engines.blocks import Blocks
 from service.engines.fast import FastKernel, available, standard_normals, supports
 from service.engines.runs import batches
 from service.engines.values import values
@@ -92,6 +93,7 @@ class NumpyEngine:
         self.memo = structured.Memo(draw=standard_normals if self.kernel else None)
         self.thresholds = sparse.Thresholds()
         self.spare: list[npt.NDArray[np.float32]] = []  # float32 buffers for values to narrow
+        self.blocks = Blocks()  # the kernel's output arrays, reused once let go (blocks.py)
         self.lock = threading.Lock()
 
     @property
@@ -118,13 +120,13 @@ class NumpyEngine:
     def _fast(self, kernel: FastKernel, s: Sampling, start: int, stop: int) -> npt.NDArray[Any]:
         """The fused kernel: a range in one call, a part's runs in one call per MAX_RUNS."""
         if s.dtype.words == 2:
-            return self._fill(kernel, np.empty(stop - start, "<f8"), s, start, stop)
+            return self._fill(kernel, self.blocks.empty(stop - start, "<f8"), s, start, stop)
         if s.dtype.name == "float32":
-            return self._fill(kernel, np.empty(stop - start, "<f4"), s, start, stop)
+            return self._fill(kernel, self.blocks.empty(stop - start, "<f4"), s, start, stop)
         raw = self._take(stop - start)
         try:  # the values leave in a new array: the float32 buffer never leaves this call
             if s.dtype.name == "bfloat16":  # narrowed by the kernel's threads, without the GIL
-                out = np.empty(stop - start, NUMPY_DTYPES["bfloat16"])
+                out = self.blocks.empty(stop - start, NUMPY_DTYPES["bfloat16"])
                 return self._fill(kernel, raw[: stop - start], s, start, stop, out)
             return narrow(self._fill(kernel, raw[: stop - start], s, start, stop), s.dtype)
         finally:

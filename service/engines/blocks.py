@@ -1,0 +1,68 @@
+"""Output buffers for the fused kernel's blocks, used again once nothing refers to them.
+
+A block's values leave the engine in a new array that the stream sends (through the event
+loop's transport, which may hold it until the socket takes it). A fresh buffer per block means
+fresh pages per block, which the kernel must fault in and zero: on the 2-core machine of
+docs/benchmarks.md, 0.75 s of system time per 2.2 GB (1,100 arrays of 2 MiB, filled and
+dropped). glibc would hand freed heap memory out again if its mmap threshold were dynamic, but
+`serve` pins it so that freed stream buffers go back to the system (docs/decisions.md).
+
+So a block's array is laid over an anonymous mmap kept in a small pool: the array's owner is a
+ctypes view of the mmap, every numpy view and memoryview of the array keeps that owner alive,
+and a finalizer puts the mmap back in the pool only when the owner is collected, i.e. when the
+stream, the transport and everything else have let go of every view of it. At most KEEP
+buffers wait in the pool (what stays resident between bursts: KEEP blocks), the rest are
+unmapped as they are let go.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import threading
+import weakref
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+KEEP = 8  # buffers kept for reuse: 16 MiB of 2 MiB bfloat16 blocks (the default 1M elements)
+SMALLEST = 256 << 10  # below this, numpy's own allocation (few pages to fault in)
+
+
+class Blocks:
+    """A pool of output buffers, by size; safe from several threads."""
+
+    def __init__(self, keep: int = KEEP) -> None:
+        self.keep = keep
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    def empty(self, n: int, dtype: Any) -> npt.NDArray[Any]:
+        """An uninitialized array of `n` values of `dtype`, over a kept buffer when one of that
+        size is free."""
+        dt = np.dtype(dtype)
+        size = n * dt.itemsize
+        if size < SMALLEST:
+            return np.empty(n, dt)
+        buffer = self._take(size)
+        owner = (ctypes.c_ubyte * size).from_buffer(buffer)
+        weakref.finalize(owner, self._back, buffer).atexit = False
+        return np.frombuffer(owner, dt, count=n)
+
+    def _take(self, size: int) -> mmap.mmap:
+        with self._lock:
+            for i, kept in enumerate(self._free):
+                if len(kept) == size:
+                    return self._free.pop(i)
+        return mmap.mmap(-1, size)
+
+    def _back(self, buffer: mmap.mmap) -> None:
+        """A buffer whose every view is gone: kept, or unmapped (the oldest kept one makes room)."""
+        with self._lock:
+            self._free.append(buffer)
+            if len(self._free) > self.keep:
+                self._free.pop(0)
+
+    def __len__(self) -> int:
+        return len(self._free)

@@ -1,0 +1,61 @@
+"""service.engines.blocks: a block's buffer is used again only once every view of its array is
+gone (the stream's memoryview, a transport's slice), and the pool keeps at most KEEP."""
+
+from __future__ import annotations
+
+import gc
+
+import ml_dtypes
+import numpy as np
+
+from service.engines.blocks import SMALLEST, Blocks
+
+N = SMALLEST // 2  # bfloat16 values filling the smallest pooled size
+
+
+def address(a: np.ndarray) -> int:
+    return int(a.ctypes.data)
+
+
+def test_a_buffer_comes_back_only_when_every_view_of_it_is_gone() -> None:
+    blocks = Blocks()
+    first = blocks.empty(N, ml_dtypes.bfloat16)
+    where = address(first)
+    first.view(np.uint16)[:] = 7
+    sent = first.view(np.uint8).data[200:300]  # as the engine returns it; a transport holds it
+    part = first[5:9]
+    del first
+    gc.collect()
+    assert len(blocks) == 0
+    other = blocks.empty(N, ml_dtypes.bfloat16)  # a new buffer: the old one is still seen
+    assert address(other) != where
+    other.view(np.uint16)[:] = 9
+    assert bytes(sent) == np.full(50, 7, np.uint16).tobytes()  # untouched
+    del sent
+    gc.collect()
+    assert len(blocks) == 0  # `part` still holds it
+    del part
+    gc.collect()
+    assert len(blocks) == 1
+    again = blocks.empty(N, ml_dtypes.bfloat16)
+    assert address(again) == where
+
+
+def test_sizes_are_kept_apart_and_small_arrays_are_numpys_own() -> None:
+    blocks = Blocks()
+    a = blocks.empty(N, np.float32)  # twice the bytes of N bfloat16 values
+    del a
+    gc.collect()
+    b = blocks.empty(N, ml_dtypes.bfloat16)
+    assert len(blocks) == 1  # the float32 one: not of b's size
+    assert b.nbytes == SMALLEST
+    small = blocks.empty(10, np.float32)
+    assert small.flags.owndata
+
+
+def test_at_most_keep_buffers_wait() -> None:
+    blocks = Blocks(keep=3)
+    arrays = [blocks.empty(N, np.uint16) for _ in range(5)]
+    del arrays
+    gc.collect()
+    assert len(blocks) == 3
