@@ -7,8 +7,8 @@ import base64
 import hashlib
 import time
 import tracemalloc
-from types import SimpleNamespace
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -368,7 +368,12 @@ def test_a_digest_wanted_while_a_stream_hashes_its_last_blocks_is_waited_for(
 ) -> None:
     app = _slow_app(monkeypatch)
     computed: list[object] = []
-    monkeypatch.setattr(digests, "compute", lambda *a: computed.append(a) or b"\0" * 32)
+
+    def compute(*args: object) -> bytes:
+        computed.append(args)
+        return b"\0" * 32
+
+    monkeypatch.setattr(digests, "compute", compute)
     heads: list[Message] = []
 
     async def ask(leave: anyio.Event) -> None:
