@@ -4,7 +4,8 @@
  * cast to float32 (or float64 kept). Every operation is the reference's, in the reference's
  * order; nothing becomes a fused multiply-add (-ffp-contract=off for gcc, the pragma below for
  * clang), and sqrt is the correctly rounded IEEE one. The tests compare its bytes with the numpy
- * engine's.
+ * engine's. One shortcut: bfloat16 normals may come from a float32 Φ⁻¹ (FMA and all) where that is
+ * proved to give the same bits, the others from the float64 path (`normal_bf16`).
  *
  * generate(out, kind, start, stop, seed, stream, wide, loc, sigma, low, width,
  *          t_lo, t_hi, t_low_cdf, t_mass, t_sign)
@@ -13,6 +14,11 @@
  * generate_runs(out, kind, starts, lengths, seed, stream, wide, loc, …)
  *   the same values for runs of elements (a slice of a tensor): run r is elements
  *   [starts[r], starts[r] + lengths[r]) (int64 buffers), written one after another in out
+ * generate_bf16(out, kind, start, stop, …, t_sign[, exact]), generate_runs_bf16(…[, exact])
+ *   the same values as bfloat16 (uint16 bits in out; wide must be 0), the float32 ones narrowed
+ *   (round to nearest even). The AVX-512 build makes untruncated normals with loc = 0 from a
+ *   float32 Φ⁻¹ where that is proved to give the same bits (`normal_bf16`), the rest in float64;
+ *   exact = True makes all in float64. They return how many values took that float64 way back.
  * The GIL is released while they run, so Python threads can run them on disjoint slices.
  *
  * Three builds of the same operations, the best the CPU has chosen at import (`isa`): `run512`
@@ -204,7 +210,28 @@ typedef struct {
     int kind, wide; /* kind an enum kind: int, as PyArg_ParseTuple's "i" and the harness fill it */
     uint64_t seed, stream;
     double loc, sigma, low, width, t_lo, t_hi, t_low_cdf, t_mass, t_sign;
+    /* last, so that the harness's initializers leave them 0: bf16, the output is bfloat16 (uint16
+     * bits; never wide); exact, no float32 Φ⁻¹ for it (`normal_bf16`); redone, where that path
+     * adds the count of values it recomputed in float64 (NULL: not counted) */
+    int bf16, exact;
+    int64_t *redone;
 } Job;
+
+/* float32 -> bfloat16 bits, rounding to nearest even, exactly as ml_dtypes' cast (the numpy
+ * reference's): a NaN becomes the quiet NaN 0x7FC0 with its sign, ±inf stays, a finite value
+ * past bfloat16's largest rounds to ±inf */
+static inline uint16_t bf16_of(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    uint32_t rounded = (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;
+    uint32_t nan = ((b >> 16) & 0x8000u) | 0x7FC0u;
+    return (uint16_t)((b & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
+}
+
+/* vectorized by the compiler in each build it is inlined into */
+static inline __attribute__((always_inline)) void narrow(const float *src, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = bf16_of(src[i]);
+}
 
 /* the uniforms of n values from their words: one word each, or two (52 bits) when wide */
 static inline __attribute__((always_inline)) void uniforms(const uint32_t *w, double *u, int n, int wide) {
@@ -270,23 +297,48 @@ static inline __attribute__((always_inline)) void from_words(const Job *j, const
 typedef const uint32_t *(*Words)(uint32_t *, uint64_t, int, uint64_t, uint64_t);
 typedef void (*Inverse)(double *, double *, int);
 typedef void (*Normal32)(const Job *, float *, uint64_t, int);
+typedef int (*NormalBf16)(const Job *, uint16_t *, uint64_t, int);
+
+static inline size_t value_size(const Job *j) {
+    return j->wide ? 8 : (j->bf16 ? 2 : 4);
+}
+
+/* whether `normal_bf16` may make a job's values: what docs/decisions.md ("bfloat16 normals from
+ * a float32 Φ⁻¹") proves exact, normal from 32-bit words, loc = ±0, (float)σ normal; else the
+ * float64 values, narrowed */
+static inline int approximable(const Job *j) {
+    return j->bf16 && !j->exact && j->kind == KIND_NORMAL && !j->wide && j->loc == 0.0 &&
+           j->sigma >= 0x1p-100 && j->sigma <= 0x1p100;
+}
 
 /* values [start, stop) chunk by chunk, with one build's functions (constants once inlined);
- * `normal32`, where a build has it, does float32 normal and truncated normal chunks whole */
+ * `normal32`, where a build has it, does float32 normal and truncated normal chunks whole, and
+ * `normal_bf16` the approximable bfloat16 ones; other bfloat16 chunks are made in float32 and
+ * narrowed while in cache */
 static inline __attribute__((always_inline)) void drive(const Job *j, void *out, int64_t start, int64_t stop,
-                                                        Words make_words, Inverse inverse, Normal32 normal32) {
+                                                        Words make_words, Inverse inverse, Normal32 normal32,
+                                                        NormalBf16 normal_bf16) {
     uint32_t wbuf[2 * CHUNK + 64];
     double u[CHUNK + 8], z[CHUNK + 8];
-    size_t size = j->wide ? 8 : 4;
+    float f[CHUNK]; /* a bfloat16 chunk's float32 values */
+    size_t size = value_size(j);
+    int approx = normal_bf16 != NULL && approximable(j);
     for (int64_t lo = start; lo < stop; lo += CHUNK) {
         int n = (int)((stop - lo) < CHUNK ? (stop - lo) : CHUNK);
         char *o = (char *)out + (size_t)(lo - start) * size;
-        if (normal32 != NULL && !j->wide && j->kind != KIND_UNIFORM) {
-            normal32(j, (float *)o, (uint64_t)lo, n);
+        if (approx) {
+            int redone = normal_bf16(j, (uint16_t *)o, (uint64_t)lo, n);
+            if (j->redone != NULL) *j->redone += redone;
             continue;
         }
-        const uint32_t *w = make_words(wbuf, (uint64_t)lo * (j->wide ? 2 : 1), j->wide ? 2 * n : n, j->seed, j->stream);
-        from_words(j, w, u, z, o, n, inverse);
+        void *v = j->bf16 ? (void *)f : (void *)o;
+        if (normal32 != NULL && !j->wide && j->kind != KIND_UNIFORM) {
+            normal32(j, (float *)v, (uint64_t)lo, n);
+        } else {
+            const uint32_t *w = make_words(wbuf, (uint64_t)lo * (j->wide ? 2 : 1), j->wide ? 2 * n : n, j->seed, j->stream);
+            from_words(j, w, u, z, v, n, inverse);
+        }
+        if (j->bf16) narrow(f, (uint16_t *)o, n);
     }
 }
 
@@ -299,7 +351,7 @@ static inline __attribute__((always_inline)) void drive(const Job *j, void *out,
 #endif
 
 CLONES static void run(const Job *j, void *out, int64_t start, int64_t stop) {
-    drive(j, out, start, stop, words, ppf, NULL);
+    drive(j, out, start, stop, words, ppf, NULL, NULL);
 }
 
 /* ---- many runs: a slice of a tensor is runs of its elements ---------------------------------
@@ -334,8 +386,10 @@ static inline __attribute__((always_inline)) void gather_with(const Job *j, void
                                                               Inverse inverse) {
     uint32_t w[2 * CHUNK];
     double u[CHUNK + 8], z[CHUNK + 8];
+    float f[CHUNK];
     words_at(w, idx, n, j);
-    from_words(j, w, u, z, out, n, inverse);
+    from_words(j, w, u, z, j->bf16 ? (void *)f : out, n, inverse);
+    if (j->bf16) narrow(f, (uint16_t *)out, n);
 }
 
 CLONES static void scattered(const Job *j, void *out, const int64_t *idx, int n) {
@@ -346,7 +400,7 @@ CLONES static void scattered(const Job *j, void *out, const int64_t *idx, int n)
 static void many(const Job *j, void *out, const int64_t *starts, const int64_t *lengths, int64_t count,
                  Run one, Scattered some) {
     int64_t idx[CHUNK];
-    size_t size = j->wide ? 8 : 4;
+    size_t size = value_size(j);
     char *at = (char *)out, *pending = at; /* pending: where the gathered elements go */
     int n = 0;
     for (int64_t r = 0; r < count; r++) {
@@ -519,8 +573,142 @@ AVX512 static void ppf512(double *p, double *z, int n) {
     for (int i = 0; i < n; i += 8) _mm512_storeu_pd(z + i, expand8(_mm512_loadu_pd(z + i), &t, i / 8, &k));
 }
 
+/* ---- bfloat16 normals from a float32 Φ⁻¹ (docs/decisions.md) --------------------------------
+ * The bfloat16 of (float)(z·σ) is a non-decreasing step function of the float64 z, with 8
+ * significant bits, so most of z's float64 precision is lost in it. Here Φ⁻¹ runs in float32
+ * (16 lanes, FMA, AS241's PPND7 polynomials, the project's log series): z', whose relative error
+ * against the float64 z is at most BF16_RHO for every one of the 2^32 words (measured for all of
+ * them by bench/bf16_bound.c, with a margin). Then f' = (float)z'·(float)σ is within BF16_GUARD
+ * float32 steps of the exact f = (float)(z·σ), and where f' is further than that from every
+ * bfloat16 rounding midpoint (the patterns whose low 16 bits are 0x8000) both round to the same
+ * bfloat16. The other lanes (about 0.2%: near a midpoint, or f' not a normal float) are made
+ * again by the float64 path. Only correctly rounded IEEE operations (FMA included, no approximate
+ * reciprocal), so z' is the same on every AVX-512 CPU, and the exhaustive bound holds there. */
+#define CENTRAL_LO 322122547u  /* the words of the central branch, |(w + 0.5)·2^-32 - 0.5| <= the */
+#define CENTRAL_HI 3972844748u /* double 0.425: LO <= w <= HI (bench/bf16_bound.c checks all 2^32) */
+#define BF16_RHO 0x1p-19       /* proved bound on |z'/z - 1|; docs/decisions.md has the margin */
+#define BF16_GUARD 72          /* >= (BF16_RHO + 3·2^-24)·2^25 (+ rounding): float32 steps of f' - f */
+
+/* AS241's PPND7 (Wichura 1988, the same paper: "accurate to about 1 part in 10^7"), the same
+ * branches as PPND16 (A … D above) with shorter polynomials, lowest degree first */
+static const double A7[4] = {3.3871327179e0, 5.0434271938e1, 1.5929113202e2, 5.9109374720e1};
+static const double B7[4] = {1.0, 1.7895169469e1, 7.8757757664e1, 6.7187563600e1};
+static const double C7[4] = {1.4234372777e0, 2.7568153900e0, 1.3067284816e0, 1.7023821103e-1};
+static const double D7[3] = {1.0, 7.3700164250e-1, 1.2021132975e-1};
+
+AVX512 static inline __m512 horner16(const double *c, int n, __m512 x) {
+    __m512 acc = _mm512_set1_ps((float)c[n - 1]);
+    for (int i = n - 2; i >= 0; i--) acc = _mm512_fmadd_ps(acc, x, _mm512_set1_ps((float)c[i]));
+    return acc;
+}
+
+/* the central branch q·A(r)/B(r), r = 0.180625 - q², from the word: q = (w - 2^31)·2^-32 + 2^-33 */
+AVX512 static inline __m512 central16(__m512i w) {
+    __m512 d = _mm512_cvtepi32_ps(_mm512_xor_si512(w, _mm512_set1_epi32(INT32_MIN)));
+    __m512 q = _mm512_fmadd_ps(d, _mm512_set1_ps(0x1p-32f), _mm512_set1_ps(0x1p-33f));
+    __m512 r = _mm512_fnmadd_ps(q, q, _mm512_set1_ps(0.180625f));
+    return _mm512_div_ps(_mm512_mul_ps(q, horner16(A7, 4, r)), horner16(B7, 4, r));
+}
+
+/* the tail branch C(r - 1.6)/D(r - 1.6), r = √(−log pt), for m = min(w, ~w) < 2^31, so
+ * pt = min(p, 1 - p) = (m + 0.5)·2^-32 >= 2^-33 and r <= 4.78 (never the E/F sub-branch). The log
+ * as the project's, frexp by bits, with 5 terms of the series (the sixth is below 2^-28 of it) */
+AVX512 static inline __m512 tail16(__m512i m) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 pt = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_set1_ps(0x1p-32f), _mm512_set1_ps(0x1p-33f));
+    __m512i bits = _mm512_castps_si512(pt);
+    __m512 e = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(126)));
+    __m512 x = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007FFFFF)),
+                                                   _mm512_set1_epi32(0x3F000000))); /* pt = x·2^e, x in [½, 1) */
+    __mmask16 small = _mm512_cmp_ps_mask(x, _mm512_set1_ps((float)SQRT_HALF), _CMP_LT_OQ);
+    x = _mm512_mask_add_ps(x, small, x, x);
+    e = _mm512_mask_sub_ps(e, small, e, one);
+    __m512 s = _mm512_div_ps(_mm512_sub_ps(x, one), _mm512_add_ps(x, one));
+    __m512 logx = _mm512_mul_ps(_mm512_add_ps(s, s), horner16(LOG_SERIES, 5, _mm512_mul_ps(s, s)));
+    __m512 r = _mm512_sqrt_ps(_mm512_fnmsub_ps(e, _mm512_set1_ps((float)(LN2_HI + LN2_LO)), logx));
+    __m512 rn = _mm512_sub_ps(r, _mm512_set1_ps(1.6f));
+    return _mm512_div_ps(horner16(C7, 4, rn), horner16(D7, 3, rn));
+}
+
+typedef struct {
+    int32_t m[CHUNK + 16];
+    float x[CHUNK + 16];
+    uint16_t tails[CHUNK / 16];
+} Tail16;
+
+/* z' of n <= CHUNK words into z, in whole vectors (z holds n rounded up to 16), in ppf512's three
+ * passes: the central branch for all and min(w, ~w) of the tail lanes packed; the tail branch
+ * over those; the tail values back in their lanes, negative where w < 2^31 (p < 0.5) */
+AVX512 static void approx512(const uint32_t *w, float *z, int n) {
+    Tail16 t;
+    int k = 0;
+    const __m512i lo = _mm512_set1_epi32((int)CENTRAL_LO), span = _mm512_set1_epi32((int)(CENTRAL_HI - CENTRAL_LO));
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 live = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
+        __m512i wv = _mm512_maskz_loadu_epi32(live, w + i);
+        __mmask16 tail = live & _mm512_cmpgt_epu32_mask(_mm512_sub_epi32(wv, lo), span);
+        _mm512_storeu_ps(z + i, central16(wv));
+        __m512i m = _mm512_xor_si512(wv, _mm512_srai_epi32(wv, 31));
+        _mm512_storeu_si512(t.m + k, _mm512_maskz_compress_epi32(tail, m));
+        t.tails[i / 16] = tail;
+        k += __builtin_popcount(tail);
+    }
+    for (int i = 0; i < k; i += 16) {
+        __mmask16 live = (__mmask16)(k - i >= 16 ? 0xFFFF : (1u << (k - i)) - 1);
+        _mm512_storeu_ps(t.x + i, tail16(_mm512_maskz_loadu_epi32(live, t.m + i)));
+    }
+    k = 0;
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 tail = t.tails[i / 16];
+        __m512 x = _mm512_maskz_expand_ps(tail, _mm512_loadu_ps(t.x + k));
+        k += __builtin_popcount(tail);
+        __mmask16 low = (__mmask16)~_mm512_movepi32_mask(_mm512_maskz_loadu_epi32(tail, w + i));
+        x = _mm512_mask_xor_ps(x, tail & low, x, _mm512_set1_ps(-0.0f));
+        _mm512_storeu_ps(z + i, _mm512_mask_blend_ps(tail, _mm512_loadu_ps(z + i), x));
+    }
+}
+
+/* the values at redo[0 .. k) of a chunk by the float64 path: from_words' and finish's operations */
+AVX512 static void exact_bf16(const Job *j, const uint32_t *w, uint16_t *out, const int32_t *redo, int k) {
+    double p[CHUNK + 8], z[CHUNK + 8];
+    for (int i = 0; i < k; i++) p[i] = ((double)w[redo[i]] + 0.5) * TWO_M32;
+    ppf512(p, z, k);
+    for (int i = 0; i < k; i++) out[redo[i]] = bf16_of((float)(z[i] * j->sigma + j->loc));
+}
+
+/* bfloat16 normal, n <= CHUNK values from word w0, for an `approximable` job: f' = z'·(float)σ in
+ * float32; a lane whose f' is a normal float (exponent field 2 … 253) more than BF16_GUARD steps
+ * from a rounding midpoint is stored rounded, the others are made by exact_bf16. Returns how many
+ * those were. */
+AVX512 static int normal_bf16(const Job *j, uint16_t *out, uint64_t w0, int n) {
+    uint32_t wbuf[2 * CHUNK + 64];
+    float z[CHUNK];
+    int32_t redo[CHUNK + 16];
+    int k = 0;
+    const uint32_t *w = words512(wbuf, w0, n, j->seed, j->stream);
+    approx512(w, z, n);
+    const __m512 sigma = _mm512_set1_ps((float)j->sigma);
+    const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF), low16 = _mm512_set1_epi32(0xFFFF);
+    const __m512i near = _mm512_set1_epi32(0x8000 - BF16_GUARD), guard = _mm512_set1_epi32(2 * BF16_GUARD);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 live = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
+        __m512i b = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(z + i), sigma));
+        __m512i mag = _mm512_and_si512(b, magnitude);
+        __m512i exponent = _mm512_sub_epi32(_mm512_srli_epi32(mag, 23), _mm512_set1_epi32(2));
+        __mmask16 normal = _mm512_cmple_epu32_mask(exponent, _mm512_set1_epi32(251));
+        __mmask16 far = _mm512_cmpgt_epu32_mask(_mm512_sub_epi32(_mm512_and_si512(mag, low16), near), guard);
+        __mmask16 ok = live & normal & far, bad = live & (__mmask16)~ok;
+        __m512i even = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+        __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(even, _mm512_set1_epi32(0x7FFF))), 16);
+        _mm256_mask_storeu_epi16(out + i, ok, _mm512_cvtepi32_epi16(rounded));
+        for (unsigned m = bad; m != 0; m &= m - 1) redo[k++] = i + __builtin_ctz(m); /* rare: no vector */
+    }
+    if (k > 0) exact_bf16(j, w, out, redo, k);
+    return k;
+}
+
 AVX512 static void run512(const Job *j, void *out, int64_t start, int64_t stop) {
-    drive(j, out, start, stop, words512, ppf512, normal32);
+    drive(j, out, start, stop, words512, ppf512, normal32, normal_bf16);
 }
 
 AVX512 static void scattered512(const Job *j, void *out, const int64_t *idx, int n) {
@@ -676,7 +864,7 @@ AVX2 static void ppf256(double *p, double *z, int n) {
 }
 
 AVX2 static void run256(const Job *j, void *out, int64_t start, int64_t stop) {
-    drive(j, out, start, stop, words256, ppf256, normal32_avx2);
+    drive(j, out, start, stop, words256, ppf256, normal32_avx2, NULL);
 }
 
 AVX2 static void scattered256(const Job *j, void *out, const int64_t *idx, int n) {
@@ -686,17 +874,8 @@ AVX2 static void scattered256(const Job *j, void *out, const int64_t *idx, int n
 #endif /* X86 */
 
 #ifndef WEIGHTGEN_NO_PYTHON
-/* float32 -> bfloat16, rounding to nearest even, exactly as ml_dtypes' cast (the numpy
- * reference's): a NaN becomes the quiet NaN 0x7FC0 with its sign, ±inf stays, a finite value
- * past bfloat16's largest rounds to ±inf. Vectorized by the compiler in each clone. */
 CLONES static void bfloat16_from(const float *src, uint16_t *dst, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, &src[i], 4);
-        uint32_t rounded = (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;
-        uint32_t nan = ((b >> 16) & 0x8000u) | 0x7FC0u;
-        dst[i] = (uint16_t)((b & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
-    }
+    narrow(src, dst, n);
 }
 
 /* the build that runs: 2 AVX-512 (F, VL, DQ, BW), 1 AVX2, 0 portable C; set at import to the
@@ -704,21 +883,33 @@ CLONES static void bfloat16_from(const float *src, uint16_t *dst, int64_t n) {
 static int isa = 0;
 static const char *ISA_NAMES[3] = {"portable", "avx2", "avx512"};
 
-static PyObject *generate(PyObject *self, PyObject *args) {
+/* the value a generate* call returns: the count of values normal_bf16 made in float64 for
+ * bfloat16 output, None for the others */
+static PyObject *done(const Job *j, int64_t redone) {
+    if (j->bf16) return PyLong_FromLongLong((long long)redone);
+    Py_RETURN_NONE;
+}
+
+/* generate (bf16 = 0) and generate_bf16 (bf16 = 1: out takes bfloat16 bits as uint16, never
+ * wide; an optional last argument `exact` turns the float32 Φ⁻¹ off) */
+static PyObject *generate_as(PyObject *args, int bf16) {
     Py_buffer buf;
-    Job j;
+    Job j = {0};
     long long start, stop;
     unsigned long long seed, stream;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "w*iLLKKiddddddddd", &buf, &j.kind, &start, &stop, &seed, &stream,
-                          &j.wide, &j.loc, &j.sigma, &j.low, &j.width, &j.t_lo, &j.t_hi,
-                          &j.t_low_cdf, &j.t_mass, &j.t_sign))
+    int64_t redone = 0;
+    if (!PyArg_ParseTuple(args, bf16 ? "w*iLLKKiddddddddd|p" : "w*iLLKKiddddddddd", &buf, &j.kind, &start, &stop,
+                          &seed, &stream, &j.wide, &j.loc, &j.sigma, &j.low, &j.width, &j.t_lo, &j.t_hi,
+                          &j.t_low_cdf, &j.t_mass, &j.t_sign, &j.exact))
         return NULL;
     j.seed = seed;
     j.stream = stream;
-    if (stop < start || stop - start > buf.len / (j.wide ? 8 : 4) || j.kind < KIND_NORMAL || j.kind > KIND_UNIFORM) {
+    j.bf16 = bf16;
+    j.redone = &redone;
+    if (stop < start || stop - start > buf.len / (Py_ssize_t)value_size(&j) || j.kind < KIND_NORMAL ||
+        j.kind > KIND_UNIFORM || (bf16 && j.wide)) {
         PyBuffer_Release(&buf);
-        PyErr_SetString(PyExc_ValueError, "bad range, kind or buffer size");
+        PyErr_SetString(PyExc_ValueError, "bad range, kind or buffer size (or bfloat16 asked wide)");
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
@@ -730,7 +921,17 @@ static PyObject *generate(PyObject *self, PyObject *args) {
         run(&j, buf.buf, start, stop);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buf);
-    Py_RETURN_NONE;
+    return done(&j, redone);
+}
+
+static PyObject *generate(PyObject *self, PyObject *args) {
+    (void)self;
+    return generate_as(args, 0);
+}
+
+static PyObject *generate_bf16(PyObject *self, PyObject *args) {
+    (void)self;
+    return generate_as(args, 1);
 }
 
 /* generate_runs(out, kind, starts, lengths, seed, stream, wide, loc, …): as generate, for the runs
@@ -746,22 +947,27 @@ static int runs_fit(const Py_buffer *s, const Py_buffer *l, Py_ssize_t room) {
     return 1;
 }
 
-static PyObject *generate_runs(PyObject *self, PyObject *args) {
+/* generate_runs and generate_runs_bf16, as generate_as */
+static PyObject *generate_runs_as(PyObject *args, int bf16) {
     Py_buffer buf, sb, lb;
-    Job j;
+    Job j = {0};
     unsigned long long seed, stream;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "w*iy*y*KKiddddddddd", &buf, &j.kind, &sb, &lb, &seed, &stream, &j.wide,
-                          &j.loc, &j.sigma, &j.low, &j.width, &j.t_lo, &j.t_hi, &j.t_low_cdf, &j.t_mass,
-                          &j.t_sign))
+    int64_t redone = 0;
+    if (!PyArg_ParseTuple(args, bf16 ? "w*iy*y*KKiddddddddd|p" : "w*iy*y*KKiddddddddd", &buf, &j.kind, &sb, &lb,
+                          &seed, &stream, &j.wide, &j.loc, &j.sigma, &j.low, &j.width, &j.t_lo, &j.t_hi,
+                          &j.t_low_cdf, &j.t_mass, &j.t_sign, &j.exact))
         return NULL;
     j.seed = seed;
     j.stream = stream;
-    if (!runs_fit(&sb, &lb, buf.len / (j.wide ? 8 : 4)) || j.kind < KIND_NORMAL || j.kind > KIND_UNIFORM) {
+    j.bf16 = bf16;
+    j.redone = &redone;
+    if (!runs_fit(&sb, &lb, buf.len / (Py_ssize_t)value_size(&j)) || j.kind < KIND_NORMAL || j.kind > KIND_UNIFORM ||
+        (bf16 && j.wide)) {
         PyBuffer_Release(&buf);
         PyBuffer_Release(&sb);
         PyBuffer_Release(&lb);
-        PyErr_SetString(PyExc_ValueError, "bad runs (int64 starts and lengths, within the buffer) or kind");
+        PyErr_SetString(PyExc_ValueError,
+                        "bad runs (int64 starts and lengths, within the buffer) or kind (or bfloat16 asked wide)");
         return NULL;
     }
     const int64_t *starts = (const int64_t *)sb.buf, *lengths = (const int64_t *)lb.buf;
@@ -777,7 +983,17 @@ static PyObject *generate_runs(PyObject *self, PyObject *args) {
     PyBuffer_Release(&buf);
     PyBuffer_Release(&sb);
     PyBuffer_Release(&lb);
-    Py_RETURN_NONE;
+    return done(&j, redone);
+}
+
+static PyObject *generate_runs(PyObject *self, PyObject *args) {
+    (void)self;
+    return generate_runs_as(args, 0);
+}
+
+static PyObject *generate_runs_bf16(PyObject *self, PyObject *args) {
+    (void)self;
+    return generate_runs_as(args, 1);
 }
 
 /* to_bfloat16(src, dst): the float32 values of src as bfloat16 (uint16 bits) into dst, of the same
@@ -803,6 +1019,8 @@ static PyObject *to_bfloat16(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"generate", generate, METH_VARARGS, "fill a buffer with values [start, stop) of algorithm v1"},
     {"generate_runs", generate_runs, METH_VARARGS, "fill a buffer with the values of runs of elements"},
+    {"generate_bf16", generate_bf16, METH_VARARGS, "generate, as bfloat16 bits; returns the values redone in float64"},
+    {"generate_runs_bf16", generate_runs_bf16, METH_VARARGS, "generate_runs, as bfloat16 bits; as generate_bf16"},
     {"to_bfloat16", to_bfloat16, METH_VARARGS, "float32 values as bfloat16 (round to nearest even)"},
     {NULL, NULL, 0, NULL},
 };

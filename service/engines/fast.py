@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import ModuleType
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import numpy.typing as npt
 
@@ -18,6 +19,7 @@ from service.distributions import RANDOM, Normal, Random, Sparse, TruncatedNorma
 from service.engines.base import Sampling
 from service.engines.values import truncation
 
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 MIN_SPLIT = 1 << 16  # elements below which one thread does it all
 I64 = npt.NDArray[np.int64]
 
@@ -30,7 +32,7 @@ def _load() -> ModuleType | None:
         from service.engines import _fastcore  # type: ignore[attr-defined]
     except ImportError:
         return None
-    if not hasattr(_fastcore, "to_bfloat16"):  # a build older than its source: not used
+    if not hasattr(_fastcore, "generate_bf16"):  # a build older than its source: not used
         logging.getLogger("weightgen.kernel").warning(
             "the fused kernel was built from an older _fastcore.c; rebuild it (make, or "
             "python setup.py build_ext --inplace); the reference path runs"
@@ -116,6 +118,20 @@ class Draw:
         starts and lengths), one after another in `out`."""
         self.core.generate_runs(out, *self.head, starts, lengths, *self.tail)
 
+    def generate_bf16(self, out: Any, start: int, stop: int, *, exact: bool = False) -> int:
+        """`_fastcore.generate_bf16`: values [start, stop) as bfloat16 bits into `out` (uint16),
+        the same as `generate`'s float32 narrowed; returns how many the float32 Φ⁻¹ left to the
+        float64 path (`exact`: all of them; docs/decisions.md)."""
+        return int(self.core.generate_bf16(out, *self.head, start, stop, *self.tail, exact))
+
+    def generate_runs_bf16(
+        self, out: Any, starts: I64, lengths: I64, *, exact: bool = False
+    ) -> int:
+        """`generate_runs` as bfloat16 bits, as `generate_bf16`."""
+        return int(
+            self.core.generate_runs_bf16(out, *self.head, starts, lengths, *self.tail, exact)
+        )
+
 
 def standard_normals(count: int, seed: int, stream: int) -> npt.NDArray[np.float64]:
     """N(0, 1) values [0, count) of a stream in float64, 52-bit uniforms: what
@@ -135,32 +151,37 @@ class FastKernel:
             ThreadPoolExecutor(self.threads - 1, "weightgen-kernel") if self.threads > 1 else None
         )
 
-    def fill(self, out: Any, s: Sampling, start: int, stop: int, bf16: Any = None) -> None:
-        """Values [start, stop) into `out`; with `bf16` (a bfloat16 array as long), `out` is
-        float32 room and each thread narrows its own part into `bf16` (`to_bfloat16`)."""
+    def fill(self, out: Any, s: Sampling, start: int, stop: int) -> None:
+        """Values [start, stop) into `out`: float64 or float32, or bfloat16 by the kernel's
+        bfloat16 call (float32 values narrowed chunk by chunk, or made by its exact float32
+        shortcut: docs/decisions.md)."""
         draw = Draw.of(s)
-        view = memoryview(out).cast("B")
+        bf16 = out.dtype == BFLOAT16
+        view = memoryview(out.view(np.uint16) if bf16 else out).cast("B")
         size = out.itemsize
 
         def part(lo: int, hi: int) -> None:
-            chunk = view[lo * size : hi * size]
-            draw.generate(chunk, start + lo, start + hi)
-            if bf16 is not None:
-                draw.core.to_bfloat16(chunk, bf16[lo:hi].view(np.uint16))
+            if bf16:
+                draw.generate_bf16(out[lo:hi].view(np.uint16), start + lo, start + hi)
+            else:
+                draw.generate(view[lo * size : hi * size], start + lo, start + hi)
 
         self._split(stop - start, part)
 
-    def fill_runs(self, out: Any, s: Sampling, starts: I64, lengths: I64, bf16: Any = None) -> None:
+    def fill_runs(self, out: Any, s: Sampling, starts: I64, lengths: I64) -> None:
         """Fills `out` with the values of runs of the full tensor's elements (starts, lengths),
-        one after another: one kernel call per thread, split by elements, not by run; `bf16`
+        one after another: one kernel call per thread, split by elements, not by run; dtypes
         as for `fill`."""
         draw = Draw.of(s)
         ends = np.cumsum(lengths)
+        bf16 = out.dtype == BFLOAT16
 
         def part(lo: int, hi: int) -> None:
-            draw.generate_runs(out[lo:hi], *_between(starts, lengths, ends, lo, hi))
-            if bf16 is not None:
-                draw.core.to_bfloat16(out[lo:hi], bf16[lo:hi].view(np.uint16))
+            runs = _between(starts, lengths, ends, lo, hi)
+            if bf16:
+                draw.generate_runs_bf16(out[lo:hi].view(np.uint16), *runs)
+            else:
+                draw.generate_runs(out[lo:hi], *runs)
 
         self._split(int(ends[-1]) if len(ends) else 0, part)
 

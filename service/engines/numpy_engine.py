@@ -123,11 +123,11 @@ class NumpyEngine:
             return self._fill(kernel, self.blocks.empty(stop - start, "<f8"), s, start, stop)
         if s.dtype.name == "float32":
             return self._fill(kernel, self.blocks.empty(stop - start, "<f4"), s, start, stop)
+        if s.dtype.name == "bfloat16":  # made as bfloat16 by the kernel's threads
+            out = self.blocks.empty(stop - start, NUMPY_DTYPES["bfloat16"])
+            return self._fill(kernel, out, s, start, stop)
         raw = self._take(stop - start)
         try:  # the values leave in a new array: the float32 buffer never leaves this call
-            if s.dtype.name == "bfloat16":  # narrowed by the kernel's threads, without the GIL
-                out = self.blocks.empty(stop - start, NUMPY_DTYPES["bfloat16"])
-                return self._fill(kernel, raw[: stop - start], s, start, stop, out)
             return narrow(self._fill(kernel, raw[: stop - start], s, start, stop), s.dtype)
         finally:
             with self.lock:
@@ -136,21 +136,15 @@ class NumpyEngine:
 
     @staticmethod
     def _fill(
-        kernel: FastKernel,
-        raw: npt.NDArray[Any],
-        s: Sampling,
-        start: int,
-        stop: int,
-        bf16: npt.NDArray[Any] | None = None,
+        kernel: FastKernel, out: npt.NDArray[Any], s: Sampling, start: int, stop: int
     ) -> npt.NDArray[Any]:
-        """The kernel's values into `raw`; with `bf16`, narrowed into it too (and it returned)."""
+        """The kernel's values [start, stop) into `out` (float64, float32 or bfloat16)."""
         if s.part is None:
-            kernel.fill(raw, s, start, stop, bf16)
+            kernel.fill(out, s, start, stop)
         else:
             for lo, hi, starts, lengths in batches(s, start, stop):
-                piece = None if bf16 is None else bf16[lo - start : hi - start]
-                kernel.fill_runs(raw[lo - start : hi - start], s, starts, lengths, piece)
-        return raw if bf16 is None else bf16
+                kernel.fill_runs(out[lo - start : hi - start], s, starts, lengths)
+        return out
 
     def _take(self, n: int) -> npt.NDArray[np.float32]:
         """A float32 buffer of at least n values, kept from an earlier block where one is free:

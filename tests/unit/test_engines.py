@@ -158,9 +158,9 @@ def test_output_does_not_depend_on_thread_count() -> None:
 @pytest.mark.skipif(not fast.available(), reason="the fused kernel was not built")
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float8_e4m3fn"])
 def test_narrowed_blocks_stay_theirs_while_the_float32_buffer_is_reused(dtype: str) -> None:
-    """The kernel's float32 values of a narrowed dtype go through a kept buffer: a block
-    handed out must not change when the next ones are made in that buffer, from other threads
-    too."""
+    """The kernel's float32 values of a narrowed dtype go through a kept buffer (bfloat16's are
+    made as bfloat16, into the pooled output buffers of engines/blocks.py): a block handed out
+    must not change when the next ones are made in that buffer, from other threads too."""
     engine = NumpyEngine(threads=2)
     s = sampling("he_normal", (256, 4096), "torch", dtype=dtype)
     blocks = [(lo, lo + 131072) for lo in range(0, s.numel, 131072)]
@@ -175,7 +175,7 @@ def test_narrowed_blocks_stay_theirs_while_the_float32_buffer_is_reused(dtype: s
         w.join()
     assert [bytes(v) for v in views] == first
     assert made == [first[0][: len(made[0])]] * 4
-    assert len(engine.spare) >= 1
+    assert len(engine.spare) >= (dtype != "bfloat16")
     whole = bytes(NumpyEngine(fast=False).generate(s, 0, s.numel))
     assert b"".join(first) == whole
 
