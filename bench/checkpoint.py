@@ -47,6 +47,10 @@ def timed(command: list[str]) -> tuple[float, int]:
     wall = time.perf_counter() - began
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{command[:3]} failed with status {status}")
+    print(
+        f"  {Path(command[2]).name if command[1] == '-m' else command[1]} CPU: user "
+        f"{usage.ru_utime:.1f} s, system {usage.ru_stime:.1f} s"
+    )
     return wall, usage.ru_maxrss * 1024
 
 
