@@ -104,6 +104,24 @@ class Stft:
     divisor: float
 
 
+@dataclass(frozen=True)
+class InverseSoftplusLogUniform:
+    """softplus⁻¹(max(floor, dt)), dt log-uniform on [low, high] (low, high > 0): Mamba's
+    dt_proj.bias, from one uniform per element (service.logspace)."""
+
+    kind: ClassVar[str] = "inverse_softplus_log_uniform"
+    low: float
+    high: float
+    floor: float
+
+
+@dataclass(frozen=True)
+class LogArange:
+    """ln(j + 1) at index j of the last axis, in every row (Mamba's A_log, S4D-real)."""
+
+    kind: ClassVar[str] = "log_arange"
+
+
 Distribution: TypeAlias = (
     Normal
     | TruncatedNormal
@@ -115,8 +133,13 @@ Distribution: TypeAlias = (
     | DeltaOrthogonal
     | Sparse
     | Stft
+    | InverseSoftplusLogUniform
+    | LogArange
 )
-# one generator word (or two) per element; a Sparse's zeros are set after (engines.sparse)
+# one generator word (or two) per element; a Sparse's zeros are set after (engines.sparse).
+# RANDOM: the kinds the fused kernel draws; DRAWN adds those only the reference path draws
 Random: TypeAlias = Normal | TruncatedNormal | Uniform | Sparse
 RANDOM = (Normal, TruncatedNormal, Uniform, Sparse)
+Drawn: TypeAlias = Random | InverseSoftplusLogUniform
+DRAWN = (*RANDOM, InverseSoftplusLogUniform)
 STRUCTURED = (Orthogonal, DeltaOrthogonal)  # the whole tensor first, then QR

@@ -112,16 +112,21 @@ SQRT_HALF = 0.70710678118654752440
 LOG_SERIES = tuple(1.0 / (2 * k + 1) for k in range(12))  # 1, 1/3, …, 1/23
 
 
-class ArrayOps(Protocol):
+class FloatOps(Protocol):
+    """What `log` (and service.logspace) needs beyond Python operators: arrays or Python floats."""
+
+    def to_float(self, ints: Any) -> Any: ...  # exact conversion to float64
+    def where(self, cond: Any, a: Any, b: Any) -> Any: ...
+    def frexp(self, x: Any) -> tuple[Any, Any]: ...  # mantissa in [0.5, 1), integer exponent
+
+
+class ArrayOps(FloatOps, Protocol):
     """What an engine's array library provides beyond Python operators."""
 
     def arange(self, start: int, stop: int) -> Any: ...  # 64-bit integer words
     def interleave(self, lanes: Sequence[Any]) -> Any: ...  # x0[0] x1[0] x2[0] x3[0] x0[1] …
-    def to_float(self, ints: Any) -> Any: ...  # exact conversion to float64
     def empty_like(self, x: Any) -> Any: ...
-    def where(self, cond: Any, a: Any, b: Any) -> Any: ...
     def sqrt(self, x: Any) -> Any: ...
-    def frexp(self, x: Any) -> tuple[Any, Any]: ...  # mantissa in [0.5, 1), integer exponent
     def indices(self, index: Any) -> Any: ...  # a numpy int64 array, as 64-bit integer words
 
 
@@ -221,7 +226,7 @@ def horner(coefs: Sequence[float], x: Any) -> Any:
     return acc
 
 
-def log(ops: ArrayOps, x: Any) -> Any:
+def log(ops: FloatOps, x: Any) -> Any:
     """Natural log of positive normal x from correctly rounded operations only.
 
     x = m·2^e with m in [√½, √2); log x = e·ln2_hi + (e·ln2_lo + 2s·Σ_{k<12} z^k/(2k+1)),

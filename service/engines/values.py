@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from service import rng
+from service import logspace, rng
 from service.distributions import (
-    RANDOM,
+    DRAWN,
     Constant,
     Dirac,
+    Drawn,
     Identity,
+    InverseSoftplusLogUniform,
+    LogArange,
     Normal,
-    Random,
     Sparse,
     Stft,
     Uniform,
@@ -33,7 +35,7 @@ def values(ops: ArrayOps, s: Sampling, start: int, stop: int) -> Any:
     element drawn from its index in the full tensor): random kinds and deterministic ones."""
     d = s.distribution
     index = None if s.part is None else ops.indices(positions(s, start, stop))
-    if isinstance(d, RANDOM):
+    if isinstance(d, DRAWN):
         wide = s.dtype.words == 2
         if index is None:
             return _random(ops, d, rng.uniform(ops, s.seed, s.stream, start, stop, wide))
@@ -50,12 +52,16 @@ def values(ops: ArrayOps, s: Sampling, start: int, stop: int) -> Any:
         return ops.where(_dirac_ones(index, s.shape, d.groups), zero + 1.0, zero)
     if isinstance(d, Stft):
         return _stft(ops, index, s.shape, d)
+    if isinstance(d, LogArange):
+        return logspace.log_arange(ops, index, s.shape[-1])
     raise ValueError(f"values() does not produce kind {d.kind!r}")
 
 
-def _random(ops: ArrayOps, d: Random, u: Any) -> Any:
+def _random(ops: ArrayOps, d: Drawn, u: Any) -> Any:
     if isinstance(d, Sparse):  # its zeros are set on the bytes (service.engines.sparse)
         d = Normal(0.0, d.scale)
+    if isinstance(d, InverseSoftplusLogUniform):
+        return logspace.inverse_softplus_log_uniform(ops, u, d.low, d.high, d.floor)
     if isinstance(d, Uniform):
         return u * (d.high - d.low) + d.low
     if isinstance(d, Normal):

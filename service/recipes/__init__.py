@@ -17,6 +17,7 @@ from service.presets.base import Member
 from service.recipes import (
     hf,
     hf_encoders,
+    hf_mamba,
     hf_neox,
     megatron,
     nanogpt,
@@ -27,9 +28,11 @@ from service.recipes import (
 )
 from service.recipes.base import Configured, Group, Recipe
 
-# one module per training stack (transformers' encoders and GPT-NeoX apart: hf.py would pass 400
-# lines); the catalogue lists them in this order
-STACKS = (hf, hf_encoders, hf_neox, nanogpt, megatron, torchtitan, olmo_core, olmo, neox)
+# one module per training stack (transformers' encoders, GPT-NeoX and Mamba apart: hf.py would
+# pass 400 lines); the catalogue lists them in this order
+STACKS = (
+    hf, hf_encoders, hf_neox, hf_mamba, nanogpt, megatron, torchtitan, olmo_core, olmo, neox,
+)  # fmt: skip
 
 __all__ = ["RECIPES", "Configured", "Group", "Recipe", "count", "lookup", "members"]
 

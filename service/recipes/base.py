@@ -23,7 +23,10 @@ from service.presets.base import Member, constant, zero_bias
 from service.schemes import Params, Shape
 
 C = TypeVar("C")
-Law = Literal["normal", "truncated_normal", "uniform", "zeros", "ones", "constant", "tied"]
+Law = Literal[
+    "normal", "truncated_normal", "uniform", "zeros", "ones", "constant", "tied",
+    "inverse_softplus_log_uniform", "log_arange",
+]  # fmt: skip
 FloatDType = Literal["float32", "float16", "bfloat16", "float64"]
 
 
@@ -82,12 +85,15 @@ class Recipe(Generic[C]):
     # where the stack's own DCP checkpoints keep the model's keys: OLMo-core saves
     # {"model": state_dict} ("model.<name>"), torchtitan flattens them to the top ("<name>")
     dcp_prefix: str = ""
+    # words the stack's config takes for a field besides its declared type, read as the value
+    # declared for them (MambaConfig's time_step_rank "auto": null, ⌈hidden_size/16⌉)
+    words: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
     def configure(self, given: Mapping[str, object]) -> Configured[C]:
         """`given` (a config.json) checked against the declared fields; others are ignored."""
         own = {d.name for d in arguments.declared(self.config)}
         common = {d.name for d in arguments.declared(Common)}
-        mine = {k: v for k, v in given.items() if k in own}
+        mine = {k: self._word(k, v) for k, v in given.items() if k in own}
         theirs = {k: v for k, v in given.items() if k in common}
         if "model_type" in given and given["model_type"] != self.model_type:
             got = repr(given["model_type"])
@@ -99,6 +105,11 @@ class Recipe(Generic[C]):
         dtypes = arguments.build(Common, theirs, f"{self.name} config")
         ignored = tuple(sorted(k for k in given if k not in own | common | {"model_type"}))
         return Configured(config, dtypes.dtype or dtypes.torch_dtype, ignored)
+
+    def _word(self, key: str, value: object) -> object:
+        """A field's value, or the value one of the stack's words for it stands for."""
+        words = self.words.get(key, {})
+        return words[value] if isinstance(value, str) and value in words else value
 
     def members(self, given: Mapping[str, object]) -> list[Member]:
         return self.expand(self.configure(given).config)

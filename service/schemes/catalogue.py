@@ -22,6 +22,7 @@ from service.schemes.builders import (
 )
 from service.schemes.conventions import RULES, ConventionRule, rule
 from service.schemes.laws import SchemePlan
+from service.schemes.ssm import inverse_softplus_log_uniform, log_arange
 from service.schemes.stft import stft
 from service.schemes.structured import delta_orthogonal, dirac, identity, orthogonal, sparse
 from service.schemes.vocabulary import (
@@ -259,6 +260,28 @@ SCHEMES: Mapping[str, Scheme] = {
             "keras/src/initializers/constant_initializers.py::STFT",
             stft,
             {"keras": {"side": "real", "window": "hann", "scaling": "density", "periodic": False}},
+        ),
+        Scheme(
+            "inverse_softplus_log_uniform",
+            "Mamba's dt_proj.bias: softplus⁻¹ of a step dt drawn log-uniform on [low, high] and "
+            "raised to floor, so that softplus(w) = dt; exp, expm1 and ln computed portably",
+            "dt = max(floor, exp(u·(ln high − ln low) + ln low)), u ~ U(0, 1); "
+            "w = dt + ln(−expm1(−dt))",
+            "Gu & Dao 2023, Mamba; state-spaces/mamba mamba_simple.py; transformers "
+            "models/mamba/modeling_mamba.py::MambaMixer.init_mamba_weights",
+            inverse_softplus_log_uniform,
+            {"torch": {"low": 0.001, "high": 0.1, "floor": 1e-4}},
+        ),
+        Scheme(
+            "log_arange",
+            "ln(j + 1) at index j of the last axis, the same in every row: Mamba's A_log "
+            "(S4D-real, A = −exp(A_log) = −(1 … n)); deterministic",
+            "w[…, j] = ln(j + 1)",
+            "Gu et al. 2022, On the Parameterization and Initialization of Diagonal State Space "
+            "Models (S4D); transformers models/mamba/modeling_mamba.py::"
+            "MambaMixer.init_mamba_weights",
+            log_arange,
+            {"torch": {}},
         ),
     ]
 }

@@ -37,6 +37,8 @@ Family = Literal[
     "sparse",
     "uniform_unit_scaling",  # factor
     "stft",  # side, window, scaling, periodic
+    "inverse_softplus_log_uniform",  # low, high, floor
+    "log_arange",
     "constant",  # scheme, value
 ]
 
@@ -169,6 +171,11 @@ _TORCH = ConventionRule(
         "dirac": "torch.nn.init.dirac_(groups)",
         "sparse": "torch.nn.init.sparse_(sparsity, std): zero rows drawn portably, not by "
         "torch's unseeded randperm",
+        "inverse_softplus_log_uniform": "dt = torch.exp(torch.rand(n) * (math.log({high}) - "
+        "math.log({low})) + math.log({low})).clamp(min={floor}); dt + torch.log(-torch.expm1(-dt)) "
+        "(Mamba's dt_proj.bias)",
+        "log_arange": "torch.log(torch.arange(1, n + 1)) along the last axis, in every row "
+        "(Mamba's A_log)",
         "constant": _CONSTANT,
     },
     by_gain=True,  # torch.nn.init has xavier_(gain) and kaiming_(a, mode, nonlinearity)

@@ -24,6 +24,8 @@ Kind = Literal[
     "delta_orthogonal",
     "sparse",
     "stft",
+    "inverse_softplus_log_uniform",
+    "log_arange",
 ]
 Nonlinearity = Literal[
     "linear",
@@ -95,6 +97,10 @@ class Params:
         "STFT window normalisation: density √Σw², spectrum Σ|w|, none (Keras' None)", None
     )
     periodic: bool | None = arg("periodic (DFT-even) window, scipy's fftbins (Keras)", None)
+    floor: float | None = arg(
+        "dt is raised to it before the inverse softplus (Mamba's time_step_floor)", None,
+        ge=0.0, le=1e6,
+    )  # fmt: skip
 
     def given(self) -> dict[str, ParamValue]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}

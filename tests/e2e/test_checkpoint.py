@@ -30,6 +30,8 @@ LLAMA = {"model_type": "llama", "vocab_size": 1000, "hidden_size": 64, "intermed
          "tie_word_embeddings": True, "rope_theta": 10000.0, "dtype": "bfloat16"}  # fmt: skip
 GPT2 = {"model_type": "gpt2", "vocab_size": 500, "n_positions": 64, "n_embd": 32, "n_layer": 2,
         "n_head": 4}  # fmt: skip
+MAMBA = {"model_type": "mamba", "vocab_size": 200, "hidden_size": 32, "num_hidden_layers": 2,
+         "state_size": 8}  # fmt: skip
 
 
 def load(directory: Path) -> tuple[Any, dict[str, list[Any]], list[str]]:
@@ -57,7 +59,9 @@ def whole_bundle(server: Server, body: dict[str, Any]) -> dict[str, torch.Tensor
         return dict(safetensors.torch.load(c.fetch(c.bundle_resource(body))))
 
 
-@pytest.mark.parametrize(("config", "shard"), [(LLAMA, "50GB"), (LLAMA, "100KB"), (GPT2, "60KB")])
+@pytest.mark.parametrize(
+    ("config", "shard"), [(LLAMA, "50GB"), (LLAMA, "100KB"), (GPT2, "60KB"), (MAMBA, "40KB")]
+)
 def test_a_checkpoint_loads_with_from_pretrained_as_save_pretrained_wrote_it(
     server: Server, tmp_path: Path, config: dict[str, Any], shard: str
 ) -> None:

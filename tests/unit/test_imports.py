@@ -25,6 +25,10 @@ FORBIDDEN = {
     "slices": ARRAYS | WEB | {"service"},
     "windows": ARRAYS | WEB | {"service"},
     "rng": WEB | {"torch", "service.api", "service.plan"},
+    "logspace": ARRAYS
+    | WEB
+    | {"service.api", "service.plan", "service.engines", "service.schemes"},
+    "draws": ARRAYS | WEB | {"service.api", "service.plan", "service.engines", "service.bundle"},
     "plan": WEB | {"service.api"},
     "bundle": WEB | {"service.api"},
     "analyze": WEB | {"service.api"},
@@ -37,6 +41,8 @@ STDLIB_ONLY = {
     "errors",
     "dtypes",
     "rng",
+    "logspace",
+    "draws",
     "arguments",
     "distributions",
     "shapes",
@@ -50,6 +56,8 @@ LEAVES = (
     "service.slices",
     "service.distributions",
     "service.windows",
+    "service.rng",  # the portable arithmetic: the catalogue's moments use the engines' functions
+    "service.logspace",
 )
 
 

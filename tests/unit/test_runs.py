@@ -29,6 +29,8 @@ SCHEMES = [  # random kinds the kernel draws, and the reference path's other kin
     ("ones", "torch"),
     ("dirac", "torch"),
     ("orthogonal", "torch"),
+    ("inverse_softplus_log_uniform", "torch"),  # drawn by the reference path only
+    ("log_arange", "torch"),
 ]
 
 
