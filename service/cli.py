@@ -24,8 +24,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from service.config import Settings
-
 if TYPE_CHECKING:
     from service.client import Client, Resource
 
@@ -322,6 +320,7 @@ def serve(host: str | None, port: int | None) -> None:
     from service import allocator, logs
     from service.api import create_app
     from service.api.protocol import bounded
+    from service.config import Settings
 
     overrides: dict[str, Any] = {}
     if host is not None:

@@ -22,11 +22,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import numpy as np
-import numpy.typing as npt
 
 from .aio import AsyncClient
 from .bodies import tensor_body
@@ -38,6 +36,9 @@ from .ranges import Resource, Sink, part_headers, part_start, receive, same_etag
 from .retry import RETRY_STATUSES, Retry, delay
 from .verify import WANT, Seen, check, parse
 from .wire import READINTO, DirectTransport
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = [
     "RETRY_STATUSES",
@@ -319,6 +320,8 @@ class Client:
 
     def numpy(self, scheme: str, shape: Sequence[int], **params: Any) -> npt.NDArray[Any]:
         """The tensor as a numpy array (.npy; bfloat16 and float8 need ml_dtypes, via raw)."""
+        import numpy as np
+
         params.setdefault(
             "format",
             "npy" if params.get("dtype", "float32") in ("float32", "float64", "float16") else "raw",

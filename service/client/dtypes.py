@@ -1,15 +1,15 @@
 """The service's dtypes as the client's array libraries name them: numpy's (bfloat16 and the
 float8s from ml_dtypes, the types JAX uses) and torch's, which shares the service's names; and
 the name behind a safetensors header's dtype code. The client folder works copied alone, so the
-service's table (`service.dtypes`) is not imported; torch is imported only when asked for."""
+service's table (`service.dtypes`) is not imported; numpy and torch are imported only
+when asked for (a download needs neither)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 BY_CODE = {"F32": "float32", "F64": "float64", "F16": "float16", "BF16": "bfloat16",
@@ -19,6 +19,7 @@ BY_CODE = {"F32": "float32", "F64": "float64", "F16": "float16", "BF16": "bfloat
 def numpy_dtype(name: str) -> np.dtype[Any]:
     """The numpy dtype of a service dtype name."""
     import ml_dtypes
+    import numpy as np
 
     extra = getattr(ml_dtypes, name, None)
     return np.dtype(extra if extra is not None else name)
