@@ -43,6 +43,7 @@ class BundleSpec:
     dtype: DTypeName = "float32"
     device: Device = "auto"
     ignored_config: tuple[str, ...] = ()  # a recipe's config fields it does not read
+    hf_config: Mapping[str, object] | None = None  # a recipe's converted config.json, if any
     select: tuple[str, ...] | None = None  # only these members, by name (None: all)
     shard: Shard | Mapping[str, Shard] | None = None  # every member, or those named
 
@@ -68,6 +69,7 @@ class BundlePlan:
     header: bytes
     algorithm: str = rng.ALGORITHM
     ignored_config: tuple[str, ...] = ()  # not part of the bytes, nor of the ETag
+    hf_config: Mapping[str, object] | None = None  # neither
 
     @cached_property
     def nbytes(self) -> int:
@@ -297,5 +299,6 @@ def plan_bundle(spec: BundleSpec, limits: Limits, engines: Engines) -> BundlePla
     named = [(e.name, by_name[e.name], ties.get(e.name)) for e in layout]
     header = st.header(layout, metadata(seed, named))
     return BundlePlan(
-        seed, source, spec.dtype, tuple(entries), header, ignored_config=spec.ignored_config
-    )
+        seed, source, spec.dtype, tuple(entries), header,
+        ignored_config=spec.ignored_config, hf_config=spec.hf_config,
+    )  # fmt: skip

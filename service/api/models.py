@@ -214,12 +214,15 @@ class BundleRequest(BaseModel):
         select = None if self.select is None else tuple(self.select)
         shard = self.sharding()
         if recipe is None or configured is None:
-            return BundleSpec(tuple(members), self.seed, self.dtype, self.device, (), select, shard)
+            return BundleSpec(
+                tuple(members), self.seed, self.dtype, self.device, (), None, select, shard
+            )
         members += recipe.expand(configured.config)
         given = "dtype" in self.model_fields_set or configured.dtype is None
         dtype = self.dtype if given else configured.dtype or self.dtype
-        ignored = configured.ignored
-        return BundleSpec(tuple(members), self.seed, dtype, self.device, ignored, select, shard)
+        ignored, convert = configured.ignored, recipe.hf_config
+        hf = None if convert is None else convert(configured.config)
+        return BundleSpec(tuple(members), self.seed, dtype, self.device, ignored, hf, select, shard)
 
 
 Number = int | float
@@ -361,6 +364,9 @@ class BundleDescribeResponse(BaseModel):
     ignored_config: list[str] = Field(
         [], description="fields of the recipe's config that the recipe does not read"
     )
+    hf_config: dict[str, Any] | None = Field(
+        None, description="the config.json a checkpoint carries when not the given config"
+    )
 
     @classmethod
     def of(cls, b: BundlePlan, url: str, repr_digest: str | None = None) -> BundleDescribeResponse:
@@ -389,4 +395,5 @@ class BundleDescribeResponse(BaseModel):
             repr_digest=repr_digest,
             tensors=members,
             ignored_config=list(b.ignored_config),
+            hf_config=None if b.hf_config is None else dict(b.hf_config),
         )

@@ -225,4 +225,5 @@ def _finish(
         _write_json(directory / INDEX, index)
     recipe = client.recipe(str(body["recipe"]))
     dtype = str(whole["tensors"][0]["dtype"])
-    _write_json(directory / "config.json", config_json(recipe, body.get("config") or {}, dtype))
+    given = whole.get("hf_config") or body.get("config") or {}  # a converter's, where one is
+    _write_json(directory / "config.json", config_json(recipe, given, dtype))

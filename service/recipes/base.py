@@ -88,6 +88,9 @@ class Recipe(Generic[C]):
     # words the stack's config takes for a field besides its declared type, read as the value
     # declared for them (MambaConfig's time_step_rank "auto": null, ⌈hidden_size/16⌉)
     words: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    # the transformers config.json a checkpoint of it carries where that is not the config
+    # given (a converter's: gpt-neox's NeoXArgs become a GPTNeoXConfig); None: the given one
+    hf_config: Callable[[C], dict[str, object]] | None = field(default=None, repr=False)
 
     def configure(self, given: Mapping[str, object]) -> Configured[C]:
         """`given` (a config.json) checked against the declared fields; others are ignored."""

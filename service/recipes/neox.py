@@ -42,7 +42,12 @@ Names (C:54-80, 540-558, 692-770): `word_embeddings.weight` is `gpt_neox.embed_i
 which transformers 5.24 calls `lm_head.weight` (see hf_neox.py). The HF config is the
 converter's (C:306-314, 362-377): vocab_size = the padded vocabulary, num_hidden_layers =
 num_layers, tie_word_embeddings = not no_weight_tying; `attention_bias` = use_bias_in_attn_linear
-(the converter leaves it true, so it cannot load a model built without those biases).
+(the converter leaves it true, so it cannot load a model built without those biases). Describe
+answers it as `hf_config`, which `weightgen checkpoint neox` writes as config.json: with
+initializer_range = init_method_std, use_cache, and rotary_pct, rotary_emb_base,
+use_parallel_residual (gpt_j_residual), layer_norm_eps (layernorm_epsilon) and
+max_position_embeddings from the config (read for that alone); intermediate_size is the MLP's
+built width (the converter takes the `intermediate_size` key, or 4·d, unrounded).
 
 Rows: `padded_vocab_size`, else the tokenizer's `vocab_size` rounded up to a multiple of
 `make_vocab_size_divisible_by`·`model_parallel_size` (megatron/tokenizer/tokenizer.py:72-79);
@@ -54,6 +59,7 @@ refuses gpt_j_tied, C:294-301); anything else is a 422. Keys are NeoXArgs' (unde
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -142,6 +148,14 @@ class NeoXConfig:
         "law of attention.dense and dense_4h_to_h", "scaled_normal"
     )
     init_method_std: float = arg("σ of normal, scaled_normal", 0.02, ge=0.0, le=1e3)
+    # read for the converter's config.json only (no tensor depends on them)
+    max_position_embeddings: int | None = arg(
+        "positions (config.json only; null: GPTNeoXConfig's 2048)", None, ge=1, le=MAX_DIM
+    )
+    rotary_pct: float = arg("share of each head rotated (config.json only)", 1.0, ge=0.0, le=1.0)
+    rotary_emb_base: float = arg("RoPE base (config.json only)", 10000.0, gt=0.0, le=1e12)
+    gpt_j_residual: bool = arg("parallel attention and MLP (config.json only)", False)
+    layernorm_epsilon: float = arg("LayerNorm eps (config.json only)", 1e-5, gt=0.0, le=1.0)
 
 
 # get_init_methods's _get (I:187-225): the std each served option draws with, written as there
@@ -198,6 +212,20 @@ def hf_config(c: NeoXConfig) -> hf_neox.GPTNeoXConfig:
         num_attention_heads=c.num_attention_heads, intermediate_size=mlp_widths(c)[0],
         attention_bias=c.use_bias_in_attn_linear, tie_word_embeddings=not c.no_weight_tying,
     )  # fmt: skip
+
+
+def converted(c: NeoXConfig) -> dict[str, object]:
+    """config.json as the converter writes it for GPTNeoXForCausalLM (C:306-314, 362-377),
+    with the sizes and attention_bias of `hf_config` (so that the model holds these tensors)."""
+    out: dict[str, object] = {
+        "model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"],
+        **dataclasses.asdict(hf_config(c)), "initializer_range": c.init_method_std,
+        "use_cache": True, "rotary_pct": c.rotary_pct, "rotary_emb_base": c.rotary_emb_base,
+        "use_parallel_residual": c.gpt_j_residual, "layer_norm_eps": c.layernorm_epsilon,
+    }  # fmt: skip
+    if c.max_position_embeddings is not None:
+        out["max_position_embeddings"] = c.max_position_embeddings
+    return out
 
 
 def _refuse(c: NeoXConfig) -> None:
@@ -288,5 +316,6 @@ ROWS: tuple[Recipe[Any], ...] = (
         neox,
         count,
         GROUPS,
+        hf_config=converted,
     ),
 )

@@ -99,6 +99,34 @@ def test_a_checkpoint_loads_with_from_pretrained_as_save_pretrained_wrote_it(
         assert not (out / ckpt.INDEX).exists()
 
 
+def test_a_gpt_neox_checkpoint_carries_the_converters_config(
+    server: Server, tmp_path: Path
+) -> None:
+    """`checkpoint neox` from NeoXArgs: config.json is the converter's GPTNeoXConfig (model_type
+    gpt_neox, the config's rotary_pct, gpt_j_residual, ...), and from_pretrained loads it with
+    nothing missing, unexpected or newly initialized."""
+    neox = {"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "pos_emb": "rotary",
+            "padded_vocab_size": 128, "rotary_pct": 0.25, "gpt_j_residual": True,
+            "no_weight_tying": True, "max_position_embeddings": 512,
+            "init_method": "small_init", "output_layer_init_method": "wang_init"}  # fmt: skip
+    (tmp_path / "neox.json").write_text(json.dumps(neox))
+    out = tmp_path / "ckpt"
+    code, _, err = cli("checkpoint", "neox", "--config", str(tmp_path / "neox.json"), "--seed",
+                       "2", "-o", str(out), "--url", server.url)  # fmt: skip
+    assert (code, err) == (0, ""), err
+    written = json.loads((out / "config.json").read_text())
+    assert written["model_type"] == "gpt_neox"
+    assert (written["rotary_pct"], written["use_parallel_residual"]) == (0.25, True)
+    assert written["max_position_embeddings"] == 512
+    model, info, logged = load(out)
+    assert {k: v for k, v in info.items() if v} == {}, info
+    assert not [m for m in logged if "newly initialized" in m], logged
+    assert model.config.rope_parameters["partial_rotary_factor"] == 0.25  # rotary_pct, read
+    bundle = whole_bundle(server, {"recipe": "neox", "config": neox, "seed": 2})
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, bundle[name]), name
+
+
 def keys(directory: Path) -> set[str]:
     out: set[str] = set()
     for path in directory.glob("*.safetensors"):

@@ -681,12 +681,28 @@ def test_describe_lists_the_fields_it_ignores(client: TestClient) -> None:
     d = describe(client, {"seed": 0, "recipe": RECIPE, "config": PYTHIA})
     assert d["ignored_config"] == [
         "attention_config", "attention_dropout", "bias_gelu_fusion", "checkpoint_activations",
-        "fp16", "gpt_j_residual", "hidden_dropout", "max_position_embeddings", "min_lr",
-        "optimizer", "output_layer_parallelism", "pipe_parallel_size", "rotary_pct",
-        "scaled_upper_triang_masked_softmax_fusion", "seq_length", "tokenizer_type",
-        "train_iters", "train_micro_batch_size_per_gpu",
+        "fp16", "hidden_dropout", "min_lr", "optimizer", "output_layer_parallelism",
+        "pipe_parallel_size", "scaled_upper_triang_masked_softmax_fusion", "seq_length",
+        "tokenizer_type", "train_iters", "train_micro_batch_size_per_gpu",
     ]  # fmt: skip
     assert {t["dtype"] for t in d["tensors"]} == {"float32"}
+
+
+@pytest.mark.parametrize("kind", list(CONFIGS))
+def test_describe_answers_the_converters_config(client: TestClient, kind: str) -> None:
+    """hf_config: the GPTNeoXConfig convert_neox_to_hf.py makes (`converted` above), every
+    field it sets, for a checkpoint's config.json."""
+    c = CONFIGS[kind]
+    given = describe(client, {"seed": 0, "recipe": RECIPE, "config": c})["hf_config"]
+    assert given.pop("model_type") == "gpt_neox"
+    assert given.pop("architectures") == ["GPTNeoXForCausalLM"]
+    theirs = converted(c)
+    rope = theirs.rope_parameters  # transformers 5 keeps the converter's two RoPE keys here
+    legacy = {"rotary_pct": rope["partial_rotary_factor"], "rotary_emb_base": rope["rope_theta"]}
+    assert {k: legacy[k] if k in legacy else getattr(theirs, k) for k in given} == given
+    assert {"use_cache", "rotary_pct", "rotary_emb_base", "use_parallel_residual",
+            "layer_norm_eps", "initializer_range", "intermediate_size"} <= set(given)  # fmt: skip
+    assert ("max_position_embeddings" in given) == ("max_position_embeddings" in c)
 
 
 def test_the_defaults_are_neox_args() -> None:
