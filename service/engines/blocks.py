@@ -11,8 +11,8 @@ So a block's array is laid over an anonymous mmap kept in a small pool: the arra
 ctypes view of the mmap, every numpy view and memoryview of the array keeps that owner alive,
 and a finalizer puts the mmap back in the pool only when the owner is collected, i.e. when the
 stream, the transport and everything else have let go of every view of it. At most KEEP
-buffers wait in the pool (what stays resident between bursts: KEEP blocks), the rest are
-unmapped as they are let go.
+bytes of buffers wait in the pool (what stays resident after a burst), the oldest are
+unmapped first.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-KEEP = 8  # buffers kept for reuse: 16 MiB of 2 MiB bfloat16 blocks (the default 1M elements)
+KEEP = 16 << 20  # bytes kept for reuse: 8 bfloat16 or 4 float32 blocks of the default 1M
 SMALLEST = 256 << 10  # below this, numpy's own allocation (few pages to fault in)
 
 
@@ -34,8 +34,9 @@ class Blocks:
     """A pool of output buffers, by size; safe from several threads."""
 
     def __init__(self, keep: int = KEEP) -> None:
-        self.keep = keep
+        self.keep = keep  # bytes
         self._free: list[mmap.mmap] = []
+        self._kept = 0  # bytes in _free
         self._lock = threading.Lock()
 
     def empty(self, n: int, dtype: Any) -> npt.NDArray[Any]:
@@ -54,15 +55,17 @@ class Blocks:
         with self._lock:
             for i, kept in enumerate(self._free):
                 if len(kept) == size:
+                    self._kept -= size
                     return self._free.pop(i)
         return mmap.mmap(-1, size)
 
     def _back(self, buffer: mmap.mmap) -> None:
-        """A buffer whose every view is gone: kept, or unmapped (the oldest kept one makes room)."""
+        """A buffer whose every view is gone: kept, the oldest ones unmapped to make room."""
         with self._lock:
             self._free.append(buffer)
-            if len(self._free) > self.keep:
-                self._free.pop(0)
+            self._kept += len(buffer)
+            while self._kept > self.keep:
+                self._kept -= len(self._free.pop(0))
 
     def __len__(self) -> int:
         return len(self._free)

@@ -53,9 +53,13 @@ def test_sizes_are_kept_apart_and_small_arrays_are_numpys_own() -> None:
     assert small.flags.owndata
 
 
-def test_at_most_keep_buffers_wait() -> None:
-    blocks = Blocks(keep=3)
+def test_at_most_keep_bytes_wait() -> None:
+    blocks = Blocks(keep=3 * SMALLEST + 1)
     arrays = [blocks.empty(N, np.uint16) for _ in range(5)]
     del arrays
     gc.collect()
     assert len(blocks) == 3
+    big = blocks.empty(N, np.float32)  # twice the size: the oldest two make room for it
+    del big
+    gc.collect()
+    assert len(blocks) == 2
