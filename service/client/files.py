@@ -136,17 +136,22 @@ class FileSink:
 
     def fill(self, at: int, stop: int, readinto: ReadInto, advance: Callable[[int], None]) -> int:
         """Receive bytes [at, stop) with `readinto` straight into the buffers (no copy); where
-        the next byte goes (`stop` unless `readinto` raised). Without O_DIRECT, through one
-        reused buffer and `pwrite`."""
+        the next byte goes: `stop`, or less where the body ended first (`readinto` gave 0).
+        Without O_DIRECT, through one reused buffer and `pwrite`."""
         if self.direct is None:
             return self._fill_plain(at, stop, readinto, advance)
         if at % ALIGN and self._continues(at) is None:  # a new part's head, to its first page
-            at = self._fill_plain(at, min(stop, at + -at % ALIGN), readinto, advance)
+            head = min(stop, at + -at % ALIGN)
+            at = self._fill_plain(at, head, readinto, advance)
+            if at < head or at == stop:
+                return at
         part = self._part(at, memoryview(b""))
         try:
             while at < stop:
                 with memoryview(part.buffer)[part.used : part.used + stop - at] as view:
                     n = readinto(view)
+                if n == 0:
+                    break
                 part.used, at = part.used + n, at + n
                 advance(n)
                 part = self._full(part)
@@ -161,6 +166,8 @@ class FileSink:
         while at < stop:
             with memoryview(buffer)[: stop - at] as view:
                 n = readinto(view)
+                if n == 0:
+                    break
                 self[at : at + n] = view[:n]
             at += n
             advance(n)

@@ -260,3 +260,28 @@ def test_bodies_received_straight_into_the_buffers_make_the_file(
     assert sink.digest() in (whole, None)
     if len(edges) == 2:  # one part from 0, in order: hashed as it was written
         assert sink.digest() == whole
+
+
+@pytest.mark.parametrize("direct", [True, False])
+@pytest.mark.parametrize("start", [0, 100, ALIGN])
+def test_a_body_that_ends_early_returns_where_it_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool, start: int
+) -> None:
+    """`fill` of [start, N) from a body of fewer bytes: it stops where the body did (the caller
+    asks again from there), and what came is in the file."""
+    if not direct:
+        monkeypatch.setattr(files, "_open_direct", lambda _: None)
+    data = random.Random(6).randbytes(BUFFER + 5000)
+    path = tmp_path / "f.part"
+    path.write_bytes(b"")
+    os.truncate(path, len(data))
+    sink = FileSink(path, len(data))
+    short = start + 3000
+    body = Body(data[:short], start, 6)
+    assert sink.fill(start, len(data), body.readinto, lambda _: None) == short
+    rest = Body(data, short, 7)
+    assert sink.fill(short, len(data), rest.readinto, lambda _: None) == len(data)
+    if start:
+        sink[0:start] = memoryview(data)[:start]
+    sink.close()
+    assert path.read_bytes() == data
