@@ -166,21 +166,7 @@ async def _stream(app: FastAPI, query: str, *, cut: bool) -> int:
             if cut:
                 await anyio.sleep_forever()  # a client that reads no more
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/v1/tensors/he_normal",
-        "raw_path": b"/v1/tensors/he_normal",
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"test")],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-    }
-    await app(scope, receive, send)
+    await app(_scope("GET", query, []), receive, send)
     return len(bodies)
 
 
