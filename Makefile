@@ -19,13 +19,16 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 # the recipe tests' references that pip cannot take from pyproject.toml: megatron-core's cp311
-# wheel (it declares Python >= 3.12 but runs on 3.11) and mup without its torchvision
+# wheel (it declares Python >= 3.12 but runs on 3.11), mup without its torchvision, and
+# torchscale with fairscale (its decoder imports it) but without its timm pin, which pulls
+# torchvision too (the test stands in for timm's forward-only drop_path)
 MEGATRON ?= megatron-core==0.19.2
 stacks:
 	rm -rf $(VENV)/wheels
 	$(BIN)/pip download --quiet --no-deps --ignore-requires-python "$(MEGATRON)" -d $(VENV)/wheels
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python $(VENV)/wheels/megatron_core-*.whl
 	$(BIN)/pip install --quiet --no-deps "mup==1.0.0"
+	$(BIN)/pip install --quiet --no-deps "torchscale==0.3.0" "fairscale==0.4.0"
 
 # the fused kernel, rebuilt in place when its source changes (pip's editable install builds it
 # once; a pulled change to _fastcore.c would otherwise run against the old build)

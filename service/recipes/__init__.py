@@ -24,6 +24,7 @@ from service.recipes import (
     neox,
     olmo,
     olmo_core,
+    torchscale,
     torchtitan,
 )
 from service.recipes.base import Configured, Group, Recipe
@@ -32,6 +33,7 @@ from service.recipes.base import Configured, Group, Recipe
 # pass 400 lines); the catalogue lists them in this order
 STACKS = (
     hf, hf_encoders, hf_neox, hf_mamba, nanogpt, megatron, torchtitan, olmo_core, olmo, neox,
+    torchscale,
 )  # fmt: skip
 
 __all__ = ["RECIPES", "Configured", "Group", "Recipe", "count", "lookup", "members"]
