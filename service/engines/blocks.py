@@ -21,6 +21,7 @@ import ctypes
 import mmap
 import threading
 import weakref
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,9 @@ class Blocks:
         self._free: list[mmap.mmap] = []
         self._kept = 0  # bytes in _free
         self._lock = threading.Lock()
+        # let-go buffers, appended by finalizers without the lock: the garbage collector may run
+        # one on a thread that holds the lock already (an allocation inside `_take`)
+        self._returned: deque[mmap.mmap] = deque()
 
     def empty(self, n: int, dtype: Any) -> npt.NDArray[Any]:
         """An uninitialized array of `n` values of `dtype`, over a kept buffer when one of that
@@ -53,6 +57,7 @@ class Blocks:
 
     def _take(self, size: int) -> mmap.mmap:
         with self._lock:
+            self._settle()
             for i, kept in enumerate(self._free):
                 if len(kept) == size:
                     self._kept -= size
@@ -60,12 +65,25 @@ class Blocks:
         return mmap.mmap(-1, size)
 
     def _back(self, buffer: mmap.mmap) -> None:
-        """A buffer whose every view is gone: kept, the oldest ones unmapped to make room."""
-        with self._lock:
+        """A buffer whose every view is gone (a finalizer): kept, the oldest ones unmapped to
+        make room; settled now unless the lock is held (then by the next `_take` or `_back`)."""
+        self._returned.append(buffer)
+        if self._lock.acquire(blocking=False):
+            try:
+                self._settle()
+            finally:
+                self._lock.release()
+
+    def _settle(self) -> None:
+        """The returned buffers into the pool, within `keep` bytes (the lock held)."""
+        while self._returned:
+            buffer = self._returned.popleft()
             self._free.append(buffer)
             self._kept += len(buffer)
-            while self._kept > self.keep:
-                self._kept -= len(self._free.pop(0))
+        while self._kept > self.keep:
+            self._kept -= len(self._free.pop(0))
 
     def __len__(self) -> int:
-        return len(self._free)
+        with self._lock:
+            self._settle()
+            return len(self._free)

@@ -4,6 +4,8 @@ gone (the stream's memoryview, a transport's slice), and the pool keeps at most 
 from __future__ import annotations
 
 import gc
+import threading
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -63,3 +65,29 @@ def test_at_most_keep_bytes_wait() -> None:
     del big
     gc.collect()
     assert len(blocks) == 2
+
+
+def test_a_finalizer_run_by_the_collector_inside_the_lock_does_not_deadlock() -> None:
+    """The cyclic collector may run a buffer's finalizer on the thread that holds the pool's
+    lock (any allocation there can start it): the buffer is set aside, not waited for."""
+    blocks = Blocks()
+
+    class Collecting(list[object]):
+        def __iter__(self) -> Any:
+            gc.collect()  # what an allocation inside `_take` may set off
+            return super().__iter__()
+
+    blocks._free = Collecting()  # type: ignore[assignment]
+    cycle: dict[str, object] = {"array": blocks.empty(N, np.uint16)}
+    cycle["self"] = cycle  # freed only by the cyclic collector
+    del cycle
+    done = threading.Event()
+
+    def take() -> None:
+        blocks.empty(N, np.uint16)
+        done.set()
+
+    worker = threading.Thread(target=take, daemon=True)
+    worker.start()
+    assert done.wait(10), "Blocks.empty deadlocked"
+    assert len(blocks) >= 1
