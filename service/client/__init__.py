@@ -270,6 +270,7 @@ class Client:
             advance(n)
 
         while at[0] < stop:
+            before = at[0]
             try:
                 headers = part_headers(r, at[0], stop)
                 with self.http.stream("GET", r.url, headers=headers) as response:
@@ -283,10 +284,10 @@ class Client:
                     at[0] = began = part_start(response, r, at[0])
                     seen.add(response)
                     self._body(response, out, began, stop, moved)
-                    if at[0] == began:  # a body with none of the bytes asked for
+                    if at[0] <= before:  # no further than before: a short body, again
                         attempt += 1
                         if attempt > self._policy.retries:
-                            raise IntegrityError(f"no bytes from {began} of {r.url} came")
+                            raise IntegrityError(f"no bytes past {before} of {r.url} came")
             except httpx.TransportError as exc:
                 if attempt >= self._policy.retries:
                     raise UnreachableError(

@@ -43,9 +43,17 @@ def same_etag(response: httpx.Response, r: Resource) -> None:
 
 def part_start(response: httpx.Response, r: Resource, at: int) -> int:
     """Where the body of a part's response starts: `at` for a 206, 0 when the server sent the
-    whole representation; an ETag other than the described one is an IntegrityError."""
+    whole representation; an ETag other than the described one, or a whole representation of
+    another length, is an IntegrityError."""
     same_etag(response, r)
-    return 0 if response.status_code == 200 else at
+    if response.status_code != 200:
+        return at
+    length = response.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) != r.length:
+        raise IntegrityError(
+            f"the whole representation came with {int(length)} bytes; {r.length} were described"
+        )
+    return 0
 
 
 def split(length: int, parts: int) -> list[tuple[int, int]]:

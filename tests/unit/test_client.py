@@ -137,6 +137,42 @@ def test_a_short_body_is_resumed_with_range_and_if_range() -> None:
     assert seen[1]["if-range"] == ETAG
 
 
+def test_a_whole_answer_of_another_length_is_an_integrity_error() -> None:
+    """A server that ignores Range and sends a whole 200 shorter than described."""
+    short = PAYLOAD[:-1000]
+
+    def whole(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=short, headers={"ETag": ETAG})
+
+    mock = httpx.MockTransport(whole)
+    r = Resource("/t", len(PAYLOAD), ETAG, {})
+    with (
+        Client("http://x", transport=mock, backoff=0.001) as c,
+        pytest.raises(IntegrityError, match=f"came with {len(short)} bytes; {len(PAYLOAD)}"),
+    ):
+        c.fetch(r)
+
+
+def test_a_server_that_sends_no_further_bytes_is_given_up_on() -> None:
+    """A 206 that never gets past the same byte (empty parts): the retries run out, then an
+    IntegrityError, not an endless loop."""
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("range", ""))
+        body = PAYLOAD[:1000] if len(asked) == 1 else b""
+        headers = {"ETag": ETAG, "Content-Range": f"bytes 0-999/{len(PAYLOAD)}"}
+        return httpx.Response(206, stream=httpx.ByteStream(body), headers=headers)
+
+    r = Resource("/t", len(PAYLOAD), ETAG, {})
+    with (
+        Client("http://x", transport=httpx.MockTransport(handler), retries=3) as c,
+        pytest.raises(IntegrityError, match="no bytes past 1000"),
+    ):
+        c.fetch(r)
+    assert len(asked) == 5  # the first answer, then the first try and three retries
+
+
 def test_the_client_folder_works_copied_alone(tmp_path: Path) -> None:
     """docs/clients.md: `service/client/` can be copied into another project; it imports
     nothing else of the service (here `service` cannot be imported at all)."""
