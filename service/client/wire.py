@@ -162,8 +162,9 @@ class _Body(httpx.SyncByteStream):
         self.response, self.request = response, request
 
     def __iter__(self) -> Iterator[bytes]:
-        while chunk := self._read(self.response.read1, CHUNK):
-            yield chunk
+        buffer = bytearray(CHUNK)  # readinto, not read1: only it closes the body at its length
+        while n := self.readinto(memoryview(buffer)):
+            yield bytes(buffer[:n])
 
     def readinto(self, view: memoryview) -> int:
         """The body's next bytes into `view` (until it is full, unless the body ends first)."""
@@ -181,8 +182,13 @@ class _Body(httpx.SyncByteStream):
         return got
 
     def close(self) -> None:
-        done = self.response.isclosed() and not self.response.will_close
-        self.response.close()
+        """Back to the transport only when the body ended where its framing said (its length
+        read, none to read as for HEAD, 204, 304, or a chunked body read to its last chunk),
+        never where the connection merely ran out."""
+        r = self.response
+        ended = r.length == 0 or (r.chunked and r.isclosed() and r.length is None)
+        done = ended and not r.will_close
+        r.close()
         if done:
             self.transport.release(self.key, self.conn)
         else:

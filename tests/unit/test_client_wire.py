@@ -65,8 +65,10 @@ def serve_all(bodies: dict[bytes, bytes]) -> Script:
     def script(conn: socket.socket, _: int) -> None:
         with conn:
             while request := head(conn):
-                path = request.split(b" ")[1]
-                conn.sendall(answer(bodies[path], "X-Part: a", "X-Part: b"))
+                method, path = request.split(b" ")[:2]
+                whole = answer(bodies[path], "X-Part: a", "X-Part: b")
+                cut = len(whole) - len(bodies[path]) if method == b"HEAD" else len(whole)
+                conn.sendall(whole[:cut])
 
     return script
 
@@ -91,10 +93,14 @@ def test_a_body_is_received_into_buffers_and_the_connection_kept() -> None:
         assert len(seen) == 1  # both on one connection
 
 
-def test_a_body_read_by_iterating_it_is_whole() -> None:
+def test_a_body_read_by_iterating_it_is_whole_and_keeps_the_connection() -> None:
     body = b"x" * 200_000
-    with server(serve_all({b"/": body})) as (url, _), client(url) as c:
+    with server(serve_all({b"/": body, b"/s": b"small"})) as (url, seen), client(url) as c:
         assert c.get("/").content == body
+        assert c.get("/s").content == b"small"
+        assert c.head("/s").status_code == 200  # no body to read: done at once
+        assert c.get("/s").content == b"small"
+        assert len(seen) == 1
 
 
 def test_a_chunked_body_is_decoded() -> None:
