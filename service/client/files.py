@@ -104,6 +104,9 @@ class FileSink:
         self.direct = _open_direct(path)
         self.parts: dict[int, _Part] = {}  # by the offset their next byte goes to
         self.lock = threading.Lock()
+        # the hashing order decided and its work handed to the lane together; never held with
+        # `lock` taken inside it by the lanes' work, so a full lane can be waited for here
+        self._order = threading.Lock()
         self._hash = hashlib.sha256()
         self._hashed = 0  # bytes hashed in order from 0; -1 once they came out of order
         self._hashing = _Lane("weightgen-hash", LAG)
@@ -201,8 +204,7 @@ class FileSink:
         """`buffer[:used]` (file offset `start`) hashed, if in order, and written, each on its
         lane; the buffer is gathered into again once both are done with it."""
         view = memoryview(buffer)[:used]
-        hashed = self._digest(start, view, handed=True)
-        users = [2 if hashed else 1]
+        users = [2]
 
         def done() -> None:
             with self.lock:
@@ -212,8 +214,8 @@ class FileSink:
                         view.release()
                     self._free.append(buffer)
 
-        if hashed:
-            self._hashing.submit(_then(functools.partial(self._hash.update, view), done), used)
+        if not self._digest(start, view, then=done):
+            users[0] = 1  # no hashing work was handed over: the write alone frees it
         self._writing.submit(_then(functools.partial(self._write_out, view, start), done), used)
 
     def _buffer(self) -> mmap.mmap:
@@ -227,17 +229,21 @@ class FileSink:
             self._write_direct(view[:aligned], offset)
         self._plain(offset + aligned, view[aligned:])
 
-    def _digest(self, at: int, data: memoryview, *, handed: bool = False) -> bool:
-        """Hash `data` (file offset `at`) if it continues the bytes hashed in order: on the
-        hashing lane now, or, `handed`, by the caller (True: it must). Out of order, never again."""
-        with self.lock:  # the order decided and handed over together: the lane keeps it
+    def _digest(self, at: int, data: memoryview, *, then: Callable[[], None] | None = None) -> bool:
+        """Hash `data` (file offset `at`) on the hashing lane if it continues the bytes hashed
+        in order (True), then call `then`; out of order (False), never again. Without `then`
+        the bytes are copied first unless they are received `bytes` (a reused buffer's)."""
+        with self._order:  # the order decided and handed over together: the lane keeps it
             if self._hashed != at:
                 self._hashed = -1
                 return False
             self._hashed += len(data)
-            if not handed:  # bytes received are kept as they are; a reused buffer's copied
+            if then is None:
                 kept = data if isinstance(data.obj, bytes) else bytes(data)
                 self._hashing.submit(functools.partial(self._hash.update, kept), len(data))
+            else:
+                work = _then(functools.partial(self._hash.update, data), then)
+                self._hashing.submit(work, len(data))
             return True
 
     def digest(self) -> bytes | None:

@@ -11,7 +11,9 @@ import itertools
 import os
 import random
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -285,3 +287,42 @@ def test_a_body_that_ends_early_returns_where_it_ended(
         sink[0:start] = memoryview(data)[:start]
     sink.close()
     assert path.read_bytes() == data
+
+
+def test_parts_on_buffer_edges_keep_the_hashing_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two parts meeting on a buffer edge, each filled from its own thread; the first part's
+    thread is held just after it handed its last buffer over, while the second part hands its
+    first one over: the in-order digest (if any) is still the file's."""
+    data = random.Random(8).randbytes(4 * BUFFER)
+    path = tmp_path / "f.part"
+    path.write_bytes(b"")
+    os.truncate(path, len(data))
+    sink = FileSink(path, len(data))
+    handed = threading.Event()
+    digest = FileSink._digest
+
+    def held(self: FileSink, at: int, view: memoryview, **kw: Any) -> bool:
+        kept = digest(self, at, view, **kw)
+        if at == BUFFER:
+            handed.set()
+            time.sleep(0.2)  # the second part's first buffer is handed over meanwhile
+        return kept
+
+    monkeypatch.setattr(FileSink, "_digest", held)
+
+    def part(lo: int, hi: int, wait: threading.Event | None) -> None:
+        if wait is not None:
+            wait.wait(5)
+        sink.fill(lo, hi, Body(data, lo, lo).readinto, lambda _: None)
+
+    threads = [threading.Thread(target=part, args=(0, 2 * BUFFER, None)),
+               threading.Thread(target=part, args=(2 * BUFFER, 4 * BUFFER, handed))]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sink.close()
+    assert path.read_bytes() == data
+    assert sink.digest() in (hashlib.sha256(data).digest(), None)
