@@ -226,11 +226,11 @@ class PayloadResponse(Response):
         the digest is `finishing` and is kept even if the client leaves meanwhile (hashing the
         last blocks is shielded: a client that read every byte and closed, or asks for the
         digest next, should not make the server generate it all again)."""
-        hasher, complete = hashlib.sha256(), False
+        hasher, complete, hashed = hashlib.sha256(), False, [False]
         hash_in, hash_out = anyio.create_memory_object_stream[bytes | memoryview](1)
         try:
             async with anyio.create_task_group() as hashing:
-                hashing.start_soon(_hash, hasher, hash_out)
+                hashing.start_soon(_hash, hasher, hash_out, hashed)
                 async with hash_in:
                     for piece in self.payload.spans(self.start, self.stop, self.block):
                         data = await self._made(piece)
@@ -239,16 +239,20 @@ class PayloadResponse(Response):
                     complete = True
                     keep.finishing()
         finally:  # the hashing thread has ended here, whatever happened
-            keep.done(hasher.digest() if complete else None)
+            keep.done(hasher.digest() if complete and hashed[0] else None)
 
 
-async def _hash(hasher: Any, blocks: MemoryObjectReceiveStream[bytes | memoryview]) -> None:
+async def _hash(
+    hasher: Any, blocks: MemoryObjectReceiveStream[bytes | memoryview], ended: list[bool]
+) -> None:
     """The representation's SHA-256, block by block in order, in a thread of its own: hashing a
     block overlaps generating the next one and sending the one before (hashlib and the kernel
     release the GIL), rather than following its generation in the same thread. Shielded: what
     was handed over is hashed even when the stream is cancelled (at most a block or two: the
-    producer closes `blocks` as it stops)."""
+    producer closes `blocks` as it stops). `ended[0]` becomes True once every block handed
+    over was hashed (a failure leaves it False: no digest of a part is kept)."""
     with anyio.CancelScope(shield=True):
         async with blocks:
             async for data in blocks:
                 await anyio.to_thread.run_sync(hasher.update, data)
+        ended[0] = True

@@ -370,3 +370,23 @@ def test_a_digest_wanted_while_a_stream_hashes_its_last_blocks_is_waited_for(
     headers = dict(heads[0]["headers"])
     assert headers[b"repr-digest"].decode() == field(body)
     assert computed == []  # the stream's digest, not a second generation of every byte
+
+
+class _FailingSha256(_SlowSha256):
+    """The slow SHA-256 whose last update (the 16th block) fails: the stream has produced
+    every byte by then, and its hashing task raises."""
+
+    def update(self, data: bytes) -> None:
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 16:
+            raise MemoryError("hashing failed")
+        super().update(data)
+
+
+def test_a_failed_hash_keeps_no_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stream, "hashlib", SimpleNamespace(sha256=_FailingSha256))
+    app = create_app(Settings(block_elements=1 << 16, max_elements=2**22, max_bytes=2**24))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        url = f"/v1/tensors/he_normal?{SLOW_QUERY}"
+        c.get(url)  # every byte is sent; the hashing of the last block fails after
+        assert "repr-digest" not in c.head(url).headers  # not the digest of 15 blocks
