@@ -3,6 +3,7 @@ URL), and the text of a recipe group's cited `file:lines` in an installed stack.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,28 @@ def cited(source: str, root: Path) -> str:
             assert 1 <= int(first) <= int(last or first) <= len(text), cite
             out += text[int(first) - 1 : int(last or first)]
     return "\n".join(out)
+
+
+def layout(state: Mapping[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
+    """A state dict's names and shapes, in its order."""
+    return [(k, tuple(v.shape)) for k, v in state.items()]
+
+
+def members_layout(members: Sequence[Any]) -> list[tuple[str, tuple[int, ...]]]:
+    """A recipe's members' names and shapes, in their order."""
+    return [(m.name, tuple(m.shape)) for m in members]
+
+
+def assert_loads_strictly(
+    model: Any, bundle: Mapping[str, Any], reference: Mapping[str, Any]
+) -> None:
+    """The bundle has the reference state dict's dtypes and shapes, and `model` takes it with
+    strict=True, holding exactly its values afterwards."""
+    import torch
+
+    assert {k: (v.dtype, v.shape) for k, v in bundle.items()} == {
+        k: (v.dtype, v.shape) for k, v in reference.items()
+    }
+    model.load_state_dict(bundle, strict=True)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, bundle[name]), name

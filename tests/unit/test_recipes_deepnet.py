@@ -33,7 +33,7 @@ from fastapi.testclient import TestClient
 from service import recipes
 from service.presets.base import Member
 from tests.integration.test_bundles import member_bytes
-from tests.support import cited
+from tests.support import assert_loads_strictly, cited, layout, members_layout
 
 REASON = ("torchscale is not installed: make stacks installs torchscale==0.3.0 and "
           "fairscale==0.4.0 with --no-deps (docs/recipes.md, Testing)")  # fmt: skip
@@ -110,14 +110,6 @@ def build(given: Mapping[str, Any], device: str = "cpu") -> Any:
         model = Decoder(cfg, embed_tokens=embed)
     dtype = given.get("dtype")
     return model.to(getattr(torch, dtype)) if dtype else model
-
-
-def layout(state: Mapping[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
-    return [(k, tuple(v.shape)) for k, v in state.items()]
-
-
-def members_layout(members: list[Member]) -> list[tuple[str, tuple[int, ...]]]:
-    return [(m.name, tuple(m.shape)) for m in members]
 
 
 # --- the law table, read from torchscale 0.3.0's source (not from service.recipes) -------------
@@ -355,13 +347,7 @@ def test_a_bundle_loads_strictly_and_draws_as_the_decoder_does(
         torch.manual_seed(s)
         models.append(build(config).state_dict())
     theirs = models[0]
-    assert {k: (v.dtype, v.shape) for k, v in bundles[0].items()} == {
-        k: (v.dtype, v.shape) for k, v in theirs.items()
-    }
-    loaded = build(config)
-    loaded.load_state_dict(bundles[0], strict=True)
-    for name, tensor in loaded.state_dict().items():
-        assert torch.equal(tensor, bundles[0][name]), name
+    assert_loads_strictly(build(config), bundles[0], theirs)
     for t in described[0]["tensors"]:
         name, (law, number) = t["name"], expected_law(t["name"], cfg)
         assert (t["tied_to"] is not None) == (law == "tied"), name

@@ -22,7 +22,7 @@ from service import recipes
 from service.presets.base import Member
 from tests.integration.test_bundles import member_bytes
 from tests.integration.test_recipes import check_law
-from tests.support import cited
+from tests.support import assert_loads_strictly, cited, layout, members_layout
 
 transformers = pytest.importorskip(
     "transformers",
@@ -91,14 +91,6 @@ def hf_config(given: Mapping[str, Any]) -> Any:
 def hf_model(given: Mapping[str, Any], device: str = "cpu") -> Any:
     with torch.device(device):
         return transformers.AutoModelForCausalLM.from_config(hf_config(given))
-
-
-def layout(state: Mapping[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
-    return [(k, tuple(v.shape)) for k, v in state.items()]
-
-
-def members_layout(members: list[Member]) -> list[tuple[str, tuple[int, ...]]]:
-    return [(m.name, tuple(m.shape)) for m in members]
 
 
 # --- the law table, read from transformers 5.24.0's source (not from service.recipes) ----------
@@ -261,14 +253,8 @@ def test_a_bundle_loads_strictly_and_draws_as_the_model_does(client: TestClient,
         torch.manual_seed(s)
         models.append(hf_model(config).state_dict())
     theirs = models[0]
-    assert {k: (v.dtype, v.shape) for k, v in bundles[0].items()} == {
-        k: (v.dtype, v.shape) for k, v in theirs.items()
-    }
     assert sorted(t["name"] for t in described[0]["tensors"]) == sorted(theirs)
-    loaded = hf_model(config)
-    loaded.load_state_dict(bundles[0], strict=True)
-    for name, tensor in loaded.state_dict().items():
-        assert torch.equal(tensor, bundles[0][name]), name
+    assert_loads_strictly(hf_model(config), bundles[0], theirs)
     for t in described[0]["tensors"]:
         name, law = t["name"], expected_law(t["name"], cfg)
         check_law(t, law)

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from service import recipes
 from service.recipes import neox
 from tests.integration.test_bundles import member_bytes
+from tests.support import layout
 
 transformers = pytest.importorskip(
     "transformers",
@@ -541,10 +542,6 @@ CONFIGS: Mapping[str, Mapping[str, Any]] = {
 def hf_model(c: Mapping[str, Any], device: str = "cpu") -> Any:
     with torch.device(device):
         return transformers.GPTNeoXForCausalLM(converted(c))
-
-
-def layout(state: Mapping[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
-    return [(k, tuple(v.shape)) for k, v in state.items()]
 
 
 def describe(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
