@@ -4,8 +4,10 @@ against the wall time of the whole. In one process, no HTTP: the bundle's bytes 
 by block as a stream makes them (the engine's threads); SHA-256 of those bytes (what the server
 does for `Repr-Digest`, and the client again to check it); then, with a live server on
 loopback, the bundle fetched by curl into /dev/null (the server alone: generation, digest and
-sending, with the cheapest client) when curl is there; and the narrowing of a million float32
-values to bfloat16 by ml_dtypes' cast (the reference path) and by the kernel's `to_bfloat16`.
+sending, with the cheapest client) when curl is there; the narrowing of a million float32
+values to bfloat16 by ml_dtypes' cast (the reference path) and by the kernel's `to_bfloat16`;
+and 2.2 GB of 2 MiB block arrays filled and dropped, fresh from numpy under the server's pinned
+mmap threshold against the engine's pool (`engines/blocks.py`): the system time of fresh pages.
 
     .venv/bin/python -m bench.budget [--layers 22]
 """
@@ -28,6 +30,7 @@ import numpy as np
 
 from bench.checkpoint import TINYLLAMA, cpu
 from bench.live import live_server
+from service import allocator
 from service.api.deps import Services
 from service.api.metrics import Metrics
 from service.api.models import BundleRequest
@@ -35,6 +38,7 @@ from service.api.stream import generate
 from service.bundle import BundlePlan, plan_bundle
 from service.config import Settings
 from service.engines import fast
+from service.engines.blocks import Blocks
 from service.plan import Span
 
 
@@ -103,6 +107,7 @@ def main() -> None:
     _timed("generated and hashed (one thread after the other)", hashed)
     _served(args.layers)
     _narrowing()
+    _pages()
 
 
 def _narrowing(n: int = 1 << 20, rounds: int = 200) -> None:
@@ -123,6 +128,22 @@ def _narrowing(n: int = 1 << 20, rounds: int = 200) -> None:
         f"bfloat16 narrowing of {n} values: ml_dtypes {cast * 1e3:.2f} ms (GIL held), "
         f"kernel {kernel * 1e3:.2f} ms (GIL released)"
     )
+
+
+def _pages(count: int = 1100, n: int = 1 << 20) -> None:
+    """Block arrays of n bfloat16 values, filled and dropped: numpy's (a new mapping each, under
+    the threshold `serve` pins) and the pool's (the same mapping again once let go)."""
+    allocator.pin_mmap_threshold(Settings().malloc_mmap_threshold)
+    pool = Blocks()
+    for what, make in (("fresh numpy arrays", lambda: np.empty(n, np.uint16)),
+                       ("the block pool", lambda: pool.empty(n, np.uint16))):  # fmt: skip
+        before = os.times()
+        for _ in range(count):
+            make().fill(1)
+        spent = os.times().system - before.system
+        print(
+            f"{count} blocks of {2 * n >> 20} MiB filled and dropped, {what}: system {spent:.2f} s"
+        )
 
 
 if __name__ == "__main__":
