@@ -23,12 +23,21 @@ from service.client import files
 from service.client.files import ALIGN, BUFFER, FileSink, sha256
 
 
+def new_file(path: Path, length: int) -> None:
+    """An empty file of `length` bytes, as `Client.download` makes its `.part`."""
+    path.write_bytes(b"")
+    os.truncate(path, length)
+
+
+def new_sink(path: Path, length: int) -> FileSink:
+    new_file(path, length)
+    return FileSink(path, length)
+
+
 def write(path: Path, data: bytes, cuts: list[int], chunk: int, seed: int) -> tuple[FileSink, bool]:
     """Parts [cuts[i], cuts[i+1]) of `data`, each in chunks of `chunk`, interleaved at random;
     and whether the chunks happened to come in the file's order."""
-    path.write_bytes(b"")
-    os.truncate(path, len(data))
-    sink = FileSink(path, len(data))
+    sink = new_sink(path, len(data))
     edges = [0, *sorted(cuts), len(data)]
     pending = [
         [(a, min(a + chunk, hi)) for a in range(lo, hi, chunk)]
@@ -119,9 +128,7 @@ def test_a_failed_background_write_raises_and_nothing_is_left_running(
     monkeypatch.setattr(os, "pwritev", full)
     data = random.Random(4).randbytes(8 * BUFFER)
     path = tmp_path / "f.part"
-    path.write_bytes(b"")
-    os.truncate(path, len(data))
-    sink = FileSink(path, len(data))
+    sink = new_sink(path, len(data))
     if sink.direct is None:
         sink.close()
         pytest.skip("this filesystem takes no O_DIRECT: nothing is written in the background")
@@ -144,9 +151,7 @@ def test_the_in_order_digest_waits_for_the_hashing_thread(tmp_path: Path) -> Non
     wait for it."""
     data = random.Random(5).randbytes(2 * BUFFER + 999)
     path = tmp_path / "f.part"
-    path.write_bytes(b"")
-    os.truncate(path, len(data))
-    sink = FileSink(path, len(data))
+    sink = new_sink(path, len(data))
     gate = threading.Event()
 
     def held() -> None:
@@ -171,9 +176,7 @@ def test_parts_written_from_several_threads_at_once_make_the_file(
     with the background hashing and writing lanes shared by all of them."""
     data = random.Random(connections).randbytes(3 * BUFFER + 4321)
     path = tmp_path / "f.part"
-    path.write_bytes(b"")
-    os.truncate(path, len(data))
-    sink = FileSink(path, len(data))
+    sink = new_sink(path, len(data))
     edges = [len(data) * i // connections for i in range(connections + 1)]
 
     def part(lo: int, hi: int) -> None:
@@ -246,8 +249,7 @@ def test_bodies_received_straight_into_the_buffers_make_the_file(
     other, a connection dropped mid-part and resumed; with O_DIRECT and without it."""
     data = random.Random(seed).randbytes(length)
     path = tmp_path_factory.mktemp("fill") / "f.part"
-    path.write_bytes(b"")
-    os.truncate(path, length)
+    new_file(path, length)
     with pytest.MonkeyPatch.context() as patch:
         if not direct:
             patch.setattr(files, "_open_direct", lambda _: None)
@@ -275,9 +277,7 @@ def test_a_body_that_ends_early_returns_where_it_ended(
         monkeypatch.setattr(files, "_open_direct", lambda _: None)
     data = random.Random(6).randbytes(BUFFER + 5000)
     path = tmp_path / "f.part"
-    path.write_bytes(b"")
-    os.truncate(path, len(data))
-    sink = FileSink(path, len(data))
+    sink = new_sink(path, len(data))
     short = start + 3000
     body = Body(data[:short], start, 6)
     assert sink.fill(start, len(data), body.readinto, lambda _: None) == short
@@ -297,9 +297,7 @@ def test_parts_on_buffer_edges_keep_the_hashing_order(
     first one over: the in-order digest (if any) is still the file's."""
     data = random.Random(8).randbytes(4 * BUFFER)
     path = tmp_path / "f.part"
-    path.write_bytes(b"")
-    os.truncate(path, len(data))
-    sink = FileSink(path, len(data))
+    sink = new_sink(path, len(data))
     handed = threading.Event()
     digest = FileSink._digest
 
