@@ -22,8 +22,7 @@ import contextlib
 import http.client
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 
@@ -167,19 +166,16 @@ class _Body(httpx.SyncByteStream):
             yield bytes(buffer[:n])
 
     def readinto(self, view: memoryview) -> int:
-        """The body's next bytes into `view` (until it is full, unless the body ends first)."""
-        n: int = self._read(self.response.readinto, view)
-        return n
-
-    def _read(self, read: Callable[[Any], Any], arg: Any) -> Any:
+        """The body's next bytes into `view` (until it is full, unless the body ends first); a
+        body cut short is a RemoteProtocolError (http.client ends quietly where it runs out)."""
         with _mapped(httpx.ReadError, httpx.ReadTimeout, self.request):
-            got = read(arg)
-        if not got and self.response.length:  # http.client ends quietly where it runs out
+            n = self.response.readinto(view)
+        if not n and self.response.length:
             raise httpx.RemoteProtocolError(
                 f"the connection closed with {self.response.length} bytes of the body unread",
                 request=self.request,
             )
-        return got
+        return n
 
     def close(self) -> None:
         """Back to the transport only when the body ended where its framing said (its length
