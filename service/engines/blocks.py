@@ -4,8 +4,9 @@ A block's values leave the engine in a new array that the stream sends (through 
 loop's transport, which may hold it until the socket takes it). A fresh buffer per block means
 fresh pages per block, which the kernel must fault in and zero: on the 2-core machine of
 docs/benchmarks.md, 0.72 s of system time per 2.2 GB (1,100 arrays of 2 MiB, filled and
-dropped; 0.00 s from this pool: `python -m bench.budget`'s last lines). glibc would hand freed heap memory out again if its mmap threshold were dynamic, but
-`serve` pins it so that freed stream buffers go back to the system (docs/decisions.md).
+dropped; 0.00 s from this pool: `python -m bench.budget`'s last lines). glibc would hand
+freed heap memory out again if its mmap threshold were dynamic, but `serve` pins it so that
+freed stream buffers go back to the system (docs/decisions.md).
 
 So a block's array is laid over an anonymous mmap kept in a small pool: the array's owner is a
 ctypes view of the mmap, every numpy view and memoryview of the array keeps that owner alive,
